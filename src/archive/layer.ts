@@ -1,0 +1,73 @@
+/**
+ * Layer tars in and out: the contract between the archive module and the layer store.
+ * Implementation owned by the archive work; signatures here are fixed.
+ */
+import type { Readable, Writable } from 'node:stream';
+import type { Digest } from '../digest.js';
+import type { WhiteoutFormat } from '../drivers/driver.js';
+
+export interface UnpackLimits {
+  /** Largest total of uncompressed bytes accepted (default 64 GiB). */
+  maxBytes?: number;
+  /** Largest number of entries (default 10 million). */
+  maxEntries?: number;
+  /** Longest path (default 4096). */
+  maxPathLength?: number;
+  /** Largest PAX header payload (default 1 MiB). */
+  maxPaxSize?: number;
+}
+
+export interface UnpackOptions {
+  /** Directory the layer is applied into (driver.layerDir(id)); must exist. */
+  target: string;
+  whiteouts: WhiteoutFormat;
+  /**
+   * Where the tar-split record (Docker's `tar-split.json.gz` content: gzip of JSON lines) is
+   * written. The stream is ended by unpackLayer.
+   */
+  tarSplit?: Writable;
+  /** When given, a different computed diffID fails with DigestMismatchError after apply. */
+  expectedDiffId?: Digest;
+  limits?: UnpackLimits;
+  /** Called with uncompressed bytes consumed so far (progress bars). */
+  onProgress?: (bytes: number) => void;
+}
+
+export interface UnpackResult {
+  /** sha256 of the uncompressed tar stream exactly as received. */
+  diffId: Digest;
+  /** Docker's layer `size` for this apply mode (see facts §2.13). */
+  size: number;
+  /** sha256 of the raw input when it was compressed, else undefined. */
+  compressedDigest?: Digest;
+  /** Raw input bytes consumed. */
+  compressedSize: number;
+}
+
+/**
+ * Streams a layer tar (gzip, zstd-if-available or plain, auto-detected) into `target`,
+ * computing the diffID and recording tar-split in the same pass. Every path is resolved
+ * inside `target`: `..`, absolute names, symlink escapes and hard links to outside are
+ * refused with InvalidArchiveError, and overlay control xattrs (`trusted.overlay.*`) or char
+ * 0:0 devices from the tar are refused (an archive never steers the engine).
+ */
+export declare function unpackLayer(input: Readable, options: UnpackOptions): Promise<UnpackResult>;
+
+/**
+ * Rebuilds a layer tar byte for byte from its tar-split record (gzip JSON lines) and the
+ * files under `dir` (driver.layerDir of that layer). Fails with
+ * `file integrity checksum failed for "<name>"` when a payload's CRC-64 differs.
+ */
+export declare function assembleLayer(tarSplit: Readable, dir: string): Readable;
+
+/**
+ * Produces an OCI layer tar of the changes in `upper` (an overlay upper dir, whiteouts as
+ * char 0:0 and opaque xattrs), headers as Docker writes them (facts §3.3/§3.6).
+ */
+export declare function tarOverlayUpper(upper: string): Readable;
+
+/**
+ * Produces an OCI layer tar of the differences between a full tree `dir` and its parent
+ * tree `parentDir` (undefined = empty), as Docker's naive diff does (whiteouts for deletions).
+ */
+export declare function tarTreeDiff(dir: string, parentDir: string | undefined): Readable;
