@@ -4,7 +4,13 @@
  */
 import type { Readable, Writable } from 'node:stream';
 import type { Digest } from '../digest.js';
-import type { WhiteoutFormat } from '../drivers/driver.js';
+
+/** How deletions are represented in a layer directory (a driver declares which it needs). */
+export type WhiteoutFormat =
+  /** char device 0:0 for `.wh.x`, xattr `trusted.overlay.opaque=y` for `.wh..wh..opq`. */
+  | 'overlay'
+  /** deletions performed on a full copy of the parent (vfs, btrfs). */
+  | 'delete';
 
 export interface UnpackLimits {
   /** Largest total of uncompressed bytes accepted (default 64 GiB). */

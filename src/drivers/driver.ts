@@ -30,28 +30,28 @@
  * Concurrency: distinct ids may be used concurrently by different processes. The caller
  * serialises operations on one id.
  */
+import type { Mount } from '../sys/mount.js';
+import type { WhiteoutFormat } from '../archive/layer.js';
 
-/** A mount described as data (containerd's `Mount`). */
-export interface Mount {
-  /** Filesystem type for mount(2): `overlay`, `bind`, `tmpfs`... */
-  type: string;
-  source: string;
-  /** Comma-joined into the data argument; `ro`, `bind`, `rbind` are turned into flags. */
-  options: string[];
-}
-
-export type WhiteoutFormat =
-  /** char device 0:0 for `.wh.x`, xattr `trusted.overlay.opaque=y` for `.wh..wh..opq`. */
-  | 'overlay'
-  /** deletions performed on a full copy of the parent (vfs, btrfs). */
-  | 'delete';
+export type { Mount, WhiteoutFormat };
 
 export interface DriverCapabilities {
   whiteouts: WhiteoutFormat;
   /** layerDir(id) holds only the snapshot's own changes (diff/commit cost ∝ changes). */
   layerDirIsDiff: boolean;
-  /** Maximum stack depth of committed parents the driver can mount. */
+  /**
+   * Maximum number of ancestors (committed parents, transitively) a snapshot may have;
+   * `prepare` beyond it fails with `max depth exceeded`. `Infinity` when the driver has no
+   * limit of its own (vfs).
+   */
   maxDepth: number;
+  /**
+   * Optional; only meaningful when `layerDirIsDiff`. True when layerDir(id) can be turned
+   * into a layer tar as it is (Docker's "Native Overlay Diff"); false when the kernel may
+   * record changes a tar cannot express (copied-up opaque flags, `redirect` xattrs for
+   * renamed directories), so a diff must compare mounted trees instead. Absent = false.
+   */
+  nativeDiff?: boolean;
 }
 
 export interface Usage {

@@ -40,7 +40,10 @@ export interface NativeAddon {
   umount2(target: string, flags: number): void;
   /** flock(2) on an open fd; with LOCK_NB it throws EWOULDBLOCK (code 'EAGAIN') when held. */
   flock(fd: number, operation: number): void;
-  /** Blocking flock on the libuv thread pool, so the event loop keeps running while waiting. */
+  /**
+   * Blocking flock on a dedicated helper thread (not the libuv pool, which a long wait would
+   * starve), so the event loop keeps running while waiting.
+   */
   flockAsync(fd: number, operation: number): Promise<void>;
   /** renameat2(AT_FDCWD, old, AT_FDCWD, new, flags). */
   renameat2(oldPath: string, newPath: string, flags: number): void;
@@ -49,14 +52,23 @@ export interface NativeAddon {
   statfs(path: string): StatfsResult;
   /** syncfs(2) on the filesystem containing fd. */
   syncfs(fd: number): void;
+  /**
+   * opendir/readdir(3): `[name, d_type]` for each entry except `.` and `..`. Unlike Node's
+   * readdir, DT_UNKNOWN is reported as is rather than resolved with lstat.
+   */
+  readdirTypes(path: string): Array<[name: string, type: number]>;
   readonly constants: {
     MS_RDONLY: number; MS_NOSUID: number; MS_NODEV: number; MS_NOEXEC: number;
     MS_BIND: number; MS_REC: number; MS_PRIVATE: number; MS_SLAVE: number; MS_REMOUNT: number;
+    MS_SYNCHRONOUS: number; MS_MANDLOCK: number; MS_DIRSYNC: number; MS_NOATIME: number;
+    MS_NODIRATIME: number; MS_MOVE: number; MS_SILENT: number; MS_UNBINDABLE: number;
+    MS_SHARED: number; MS_RELATIME: number; MS_STRICTATIME: number;
     MNT_DETACH: number; MNT_FORCE: number;
     LOCK_SH: number; LOCK_EX: number; LOCK_NB: number; LOCK_UN: number;
     RENAME_NOREPLACE: number; RENAME_EXCHANGE: number; RENAME_WHITEOUT: number;
     XATTR_CREATE: number; XATTR_REPLACE: number;
     S_IFCHR: number; S_IFBLK: number; S_IFIFO: number;
+    DT_UNKNOWN: number; DT_REG: number; DT_DIR: number; DT_LNK: number; DT_CHR: number;
   };
 }
 
@@ -66,11 +78,17 @@ let loaded: NativeAddon | undefined;
 export function native(): NativeAddon {
   if (loaded) return loaded;
   const require = createRequire(import.meta.url);
-  try {
-    // dist/src/native/addon.js → <pkg>/build/Release/strata.node
-    loaded = require('../../../build/Release/strata.node') as NativeAddon;
-  } catch (err) {
-    throw new Error('strata native addon is not built; run `npm run build:native`', { cause: err });
+  // Compiled, this file is dist/src/native/addon.js, so the package root is three levels up.
+  // A Debug build (`node-gyp rebuild --debug`) is accepted when there is no Release one.
+  const candidates = ['../../../build/Release/strata.node', '../../../build/Debug/strata.node'];
+  let firstError: unknown;
+  for (const candidate of candidates) {
+    try {
+      loaded = require(candidate) as NativeAddon;
+      return loaded;
+    } catch (err) {
+      firstError ??= err;
+    }
   }
-  return loaded;
+  throw new Error('strata native addon is not built; run `npm run build:native`', { cause: firstError });
 }
