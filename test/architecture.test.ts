@@ -22,8 +22,10 @@ const allowed: Record<string, string[]> = {
   layers: [...base, 'native', 'sys', 'archive', 'drivers'],
   images: [...base, 'native', 'sys'],
   transfer: [...base, 'native', 'sys', 'archive', 'images'],
-  engine: [...base, 'native', 'sys', 'archive', 'drivers', 'layers', 'images', 'transfer'],
-  index: [...base, 'engine', 'images', 'layers', 'drivers', 'archive', 'transfer'],
+  volumes: [...base, 'native', 'sys'],
+  runtime: [...base, 'native', 'sys'],
+  engine: [...base, 'native', 'sys', 'archive', 'drivers', 'layers', 'images', 'transfer', 'volumes', 'runtime'],
+  index: [...base, 'engine', 'images', 'layers', 'drivers', 'archive', 'transfer', 'volumes', 'runtime'],
   // The CLI is a thin shell over the library: it talks to the engine only.
   cli: [...base, 'engine'],
 };
