@@ -4,6 +4,9 @@
  */
 import type { Readable, Writable } from 'node:stream';
 import type { Digest } from '../digest.js';
+import { assembleLayerImpl } from './assemble.js';
+import { tarOverlayUpperImpl, tarTreeDiffImpl } from './diff.js';
+import { unpackLayerImpl } from './unpack.js';
 
 /** How deletions are represented in a layer directory (a driver declares which it needs). */
 export type WhiteoutFormat =
@@ -57,23 +60,31 @@ export interface UnpackResult {
  * refused with InvalidArchiveError, and overlay control xattrs (`trusted.overlay.*`) or char
  * 0:0 devices from the tar are refused (an archive never steers the engine).
  */
-export declare function unpackLayer(input: Readable, options: UnpackOptions): Promise<UnpackResult>;
+export function unpackLayer(input: Readable, options: UnpackOptions): Promise<UnpackResult> {
+  return unpackLayerImpl(input, options);
+}
 
 /**
  * Rebuilds a layer tar byte for byte from its tar-split record (gzip JSON lines) and the
  * files under `dir` (driver.layerDir of that layer). Fails with
  * `file integrity checksum failed for "<name>"` when a payload's CRC-64 differs.
  */
-export declare function assembleLayer(tarSplit: Readable, dir: string): Readable;
+export function assembleLayer(tarSplit: Readable, dir: string): Readable {
+  return assembleLayerImpl(tarSplit, dir);
+}
 
 /**
  * Produces an OCI layer tar of the changes in `upper` (an overlay upper dir, whiteouts as
  * char 0:0 and opaque xattrs), headers as Docker writes them (facts §3.3/§3.6).
  */
-export declare function tarOverlayUpper(upper: string): Readable;
+export function tarOverlayUpper(upper: string): Readable {
+  return tarOverlayUpperImpl(upper);
+}
 
 /**
  * Produces an OCI layer tar of the differences between a full tree `dir` and its parent
  * tree `parentDir` (undefined = empty), as Docker's naive diff does (whiteouts for deletions).
  */
-export declare function tarTreeDiff(dir: string, parentDir: string | undefined): Readable;
+export function tarTreeDiff(dir: string, parentDir: string | undefined): Readable {
+  return tarTreeDiffImpl(dir, parentDir);
+}
