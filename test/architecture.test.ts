@@ -23,9 +23,11 @@ const allowed: Record<string, string[]> = {
   images: [...base, 'native', 'sys'],
   transfer: [...base, 'native', 'sys', 'archive', 'images'],
   volumes: [...base, 'native', 'sys'],
+  distribution: [...base, 'native', 'sys', 'archive', 'images'],
+  build: [...base, 'sys', 'archive', 'images'],
   runtime: [...base, 'native', 'sys'],
-  engine: [...base, 'native', 'sys', 'archive', 'drivers', 'layers', 'images', 'transfer', 'volumes', 'runtime'],
-  index: [...base, 'engine', 'images', 'layers', 'drivers', 'archive', 'transfer', 'volumes', 'runtime'],
+  engine: [...base, 'native', 'sys', 'archive', 'drivers', 'layers', 'images', 'transfer', 'volumes', 'runtime', 'distribution', 'build'],
+  index: [...base, 'engine', 'images', 'layers', 'drivers', 'archive', 'transfer', 'volumes', 'runtime', 'distribution', 'build'],
   // The CLI is a thin shell over the library: it talks to the engine only.
   cli: [...base, 'engine'],
 };

@@ -1,0 +1,236 @@
+/**
+ * `strata`: global flags, then a command looked up in a static table and imported on
+ * demand, so a command loads only the modules it needs (`--version` loads none of the
+ * engine). Each command module exports a `spec` (usage, flags) and a `run` that parses,
+ * calls the engine and renders what it returns.
+ */
+import { readFile } from 'node:fs/promises';
+
+import { checkArgs, FlagError, helpText, parseArgs, type CommandSpec, type Parsed } from './args.js';
+import type { Engine } from '../engine/engine.js';
+import { describeError } from './output.js';
+
+export const PROG = 'strata';
+
+export interface GlobalOptions {
+  dataRoot?: string;
+  storageDriver?: string;
+}
+
+/** What a command gets: its name, the global options, the streams and the engine. */
+export interface Cli {
+  /** `strata image ls`, for messages. */
+  command: string;
+  global: GlobalOptions;
+  stdin: NodeJS.ReadStream;
+  stdout: NodeJS.WriteStream;
+  stderr: NodeJS.WriteStream;
+  /** Opens the engine on first use. */
+  engine(): Promise<Engine>;
+  out(text: string): void;
+  err(text: string): void;
+}
+
+export interface CommandModule {
+  spec: Omit<CommandSpec, 'name'>;
+  /** Returns the exit status (0 when undefined). */
+  run(cli: Cli, parsed: Parsed): Promise<number | void>;
+}
+
+type Loader = () => Promise<CommandModule>;
+
+const load = () => import('./commands/load.js');
+const save = () => import('./commands/save.js');
+const imp = () => import('./commands/import.js');
+const images = () => import('./commands/images.js');
+const tag = () => import('./commands/tag.js');
+const rmi = () => import('./commands/rmi.js');
+const history = () => import('./commands/history.js');
+const inspect = () => import('./commands/inspect.js');
+const prune = () => import('./commands/prune.js');
+const info = () => import('./commands/info.js');
+const df = () => import('./commands/df.js');
+const version = () => import('./commands/version.js');
+
+interface Entry {
+  load: Loader;
+  description: string;
+}
+
+const TOP: Readonly<Record<string, Entry>> = {
+  history: { load: history, description: 'Show the history of an image' },
+  images: { load: images, description: 'List images' },
+  import: { load: imp, description: 'Import the contents from a tarball to create a filesystem image' },
+  info: { load: info, description: 'Display system-wide information' },
+  inspect: { load: () => import('./commands/inspect-object.js'), description: 'Return low-level information on images' },
+  load: { load, description: 'Load an image from a tar archive or STDIN' },
+  rmi: { load: rmi, description: 'Remove one or more images' },
+  save: { load: save, description: 'Save one or more images to a tar archive (streamed to STDOUT by default)' },
+  tag: { load: tag, description: 'Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE' },
+  version: { load: version, description: 'Show the strata version information' },
+};
+
+const GROUPS: Readonly<Record<string, { description: string; commands: Readonly<Record<string, Entry>>; aliases: Readonly<Record<string, string>> }>> = {
+  image: {
+    description: 'Manage images',
+    commands: {
+      history: TOP.history!,
+      import: TOP.import!,
+      inspect: { load: inspect, description: 'Display detailed information on one or more images' },
+      load: TOP.load!,
+      ls: { load: images, description: 'List images' },
+      prune: { load: prune, description: 'Remove unused images' },
+      rm: { load: rmi, description: 'Remove one or more images' },
+      save: TOP.save!,
+      tag: TOP.tag!,
+    },
+    aliases: { list: 'ls', remove: 'rm' },
+  },
+  system: {
+    description: 'Manage strata',
+    commands: {
+      df: { load: df, description: 'Show strata disk usage' },
+      info: TOP.info!,
+    },
+    aliases: {},
+  },
+};
+
+function listing(commands: Readonly<Record<string, { description: string }>>): string {
+  const width = Math.max(...Object.keys(commands).map((k) => k.length)) + 3;
+  return Object.entries(commands).map(([k, v]) => `  ${k.padEnd(width)}${v.description}`).join('\n');
+}
+
+function mainHelp(): string {
+  return `\nUsage:  ${PROG} [OPTIONS] COMMAND\n\nA daemonless, Docker-compatible container storage engine\n\n` +
+    `Options:\n` +
+    `      --data-root string       Root directory of persistent data (default "/var/lib/strata", env STRATA_ROOT)\n` +
+    `  -s, --storage-driver string  Storage driver to use (overlay2, vfs)\n` +
+    `  -h, --help                   Print usage\n` +
+    `  -v, --version                Print version information and quit\n\n` +
+    `Management Commands:\n${listing(GROUPS)}\n\nCommands:\n${listing(TOP)}\n\n` +
+    `Run '${PROG} COMMAND --help' for more information on a command.\n`;
+}
+
+function groupHelp(name: string): string {
+  const g = GROUPS[name]!;
+  return `\nUsage:  ${PROG} ${name} COMMAND\n\n${g.description}\n\nCommands:\n${listing(g.commands)}\n\n` +
+    `Run '${PROG} ${name} COMMAND --help' for more information on a command.\n`;
+}
+
+/** strata's version from package.json (without loading the engine). */
+export async function readVersion(): Promise<string> {
+  const pkg = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+/** Parses the global flags (they come before the command, as docker's). */
+function parseGlobal(argv: readonly string[]): { global: GlobalOptions; rest: string[]; help: boolean; version: boolean } {
+  const global: GlobalOptions = {};
+  let help = false;
+  let version = false;
+  let i = 0;
+  const value = (flag: string, inline: string | undefined): string => {
+    if (inline !== undefined) return inline;
+    if (i + 1 >= argv.length) throw new FlagError(`flag needs an argument: ${flag}`);
+    return argv[++i]!;
+  };
+  for (; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith('-') || a === '-') break;
+    if (a === '--') {
+      i++;
+      break;
+    }
+    const eq = a.indexOf('=');
+    const name = eq >= 0 ? a.slice(0, eq) : a;
+    const inline = eq >= 0 ? a.slice(eq + 1) : undefined;
+    if (name === '--data-root') global.dataRoot = value('--data-root', inline);
+    else if (name === '--storage-driver') global.storageDriver = value('--storage-driver', inline);
+    else if (name === '-s') global.storageDriver = value("'s' in -s", inline);
+    else if (/^-s./.test(a)) global.storageDriver = a.slice(2);
+    else if (name === '-h' || name === '--help') help = true;
+    else if (name === '-v' || name === '--version') version = true;
+    else if (name.startsWith('--')) throw new FlagError(`unknown flag: ${name}`);
+    else throw new FlagError(`unknown shorthand flag: '${a[1]}' in ${a}`);
+  }
+  return { global, rest: argv.slice(i), help, version };
+}
+
+function makeCli(command: string, global: GlobalOptions): Cli {
+  let engine: Promise<Engine> | undefined;
+  return {
+    command,
+    global,
+    stdin: process.stdin,
+    stdout: process.stdout,
+    stderr: process.stderr,
+    engine() {
+      engine ??= import('../engine/engine.js').then(({ Engine }) =>
+        Engine.open({ dataRoot: global.dataRoot, storageDriver: global.storageDriver }));
+      return engine;
+    },
+    out: (text) => void process.stdout.write(text),
+    err: (text) => void process.stderr.write(text),
+  };
+}
+
+/** Runs the CLI; resolves to the exit status. */
+export async function main(argv: readonly string[]): Promise<number> {
+  // A closed pipe (`strata images | head -1`) is not an error worth a stack trace.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  });
+  let command = PROG;
+  try {
+    const g = parseGlobal(argv);
+    if (g.version) {
+      process.stdout.write(`${PROG} version ${await readVersion()}\n`);
+      return 0;
+    }
+    const [first, ...rest] = g.rest;
+    if (g.help || first === undefined || first === 'help') {
+      process.stdout.write(mainHelp());
+      return 0;
+    }
+    let entry: Entry | undefined;
+    let args = rest;
+    command = `${PROG} ${first}`;
+    const group = GROUPS[first];
+    if (group) {
+      const [sub, ...subArgs] = rest;
+      if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
+        process.stdout.write(groupHelp(first));
+        return 0;
+      }
+      const name = group.aliases[sub] ?? sub;
+      entry = group.commands[name];
+      if (!entry) {
+        process.stderr.write(`${PROG}: '${first} ${sub}' is not a ${PROG} command.\nSee '${PROG} ${first} --help'\n`);
+        return 1;
+      }
+      command = `${PROG} ${first} ${sub}`;
+      args = subArgs;
+    } else {
+      entry = TOP[first];
+      if (!entry) {
+        process.stderr.write(`${PROG}: '${first}' is not a ${PROG} command.\nSee '${PROG} --help'\n`);
+        return 1;
+      }
+    }
+    const mod = await entry.load();
+    const spec: CommandSpec = { ...mod.spec, name: command };
+    const parsed = parseArgs(spec, args);
+    if (parsed.help) {
+      process.stdout.write(helpText(spec));
+      return 0;
+    }
+    checkArgs(spec, parsed.args);
+    return (await mod.run(makeCli(command, g.global), parsed)) ?? 0;
+  } catch (err) {
+    const { text, code } = describeError(err, command);
+    process.stderr.write(`${text}\n`);
+    if (process.env.STRATA_DEBUG === '1' && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+    return code;
+  }
+}

@@ -1,0 +1,235 @@
+/**
+ * The composition root: `Engine.open()` wires a data root's driver and stores once, and the
+ * engine hands out the image service. Nothing happens at import time and nothing is global;
+ * two engines on two roots in one process are independent.
+ *
+ * Opening a root (Docker's daemon start, per command):
+ *  1. creates `<root>` (0710) and `<root>/tmp` (0700), and removes from `tmp/` whatever no
+ *     live process holds (each operation's temp dir is flock'ed by its owner, so concurrent
+ *     strata processes never lose their spool files);
+ *  2. picks the storage driver: the one asked for, else the one whose `image/<driver>` holds
+ *     state (a root keeps its driver, vfs included), else Docker's rules (`selectDriver`);
+ *  3. opens the layer store, image store and reference store under `image/<driver>/`;
+ *  4. runs the layer store's crash recovery.
+ */
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+
+import type { Digest } from '../digest.js';
+import type { Driver } from '../drivers/driver.js';
+import { drivers, selectDriver } from '../drivers/registry.js';
+import { isErrno } from '../errors.js';
+import { ImageStore } from '../images/image-store.js';
+import { ReferenceStore } from '../images/reference-store.js';
+import { LayerStore } from '../layers/layer-store.js';
+import { FileLock, isLockHeld } from '../sys/lock.js';
+import type { DeleteRecord, HistoryItem, ImageInspect, ImageSummary, PruneReport } from './api-types.js';
+import {
+  ImageService, type ImageUser, type ImportOptions, type ListOptions, type LoadOptions, type LoadedImage,
+  type PruneOptions, type RemoveOptions, type SaveOptions, type TempDir,
+} from './images.js';
+import { hostInfo, type DiskUsage, type SystemInfo } from './system.js';
+
+export const DEFAULT_DATA_ROOT = '/var/lib/strata';
+
+export interface EngineOptions {
+  /** Default: `$STRATA_ROOT`, else `/var/lib/strata`. */
+  dataRoot?: string;
+  /** `overlay2` or `vfs`; default: `$STRATA_DRIVER`, else the root's driver, else auto. */
+  storageDriver?: string;
+  /** Who uses an image (containers), consulted by remove/prune/df. Default: nobody. */
+  imageUsers?: (id: Digest) => Promise<ImageUser[]>;
+}
+
+/** strata's version, from package.json. */
+export async function version(): Promise<string> {
+  const pkg = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+async function ensureDir(dir: string, mode: number): Promise<void> {
+  try {
+    await mkdir(dir, { mode });
+  } catch (err) {
+    if (isErrno(err, 'EEXIST')) return;
+    if (!isErrno(err, 'ENOENT')) throw err;
+    await mkdir(path.dirname(dir), { recursive: true, mode: 0o711 });
+    await mkdir(dir, { mode });
+  }
+  // The umask must not narrow Docker's modes on the dirs we create.
+  await chmod(dir, mode);
+}
+
+async function nonEmptyDir(dir: string): Promise<boolean> {
+  try {
+    return (await readdir(dir)).length > 0;
+  } catch (err) {
+    if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) return false;
+    throw err;
+  }
+}
+
+/** Removes what crashed processes left in `<root>/tmp` (entries nobody holds a lock on). */
+async function sweepTmp(tmp: string): Promise<void> {
+  for (const name of await readdir(tmp)) {
+    const p = path.join(tmp, name);
+    if (await isLockHeld(p).catch(() => false)) continue;
+    await rm(p, { recursive: true, force: true });
+  }
+}
+
+/** The driver a root already uses: the one `image/<name>` of which holds state. */
+async function rootDriver(dataRoot: string): Promise<string | undefined> {
+  const found: string[] = [];
+  for (const name of Object.keys(drivers)) {
+    if (await nonEmptyDir(path.join(dataRoot, 'image', name))) found.push(name);
+  }
+  return found.length === 1 ? found[0] : undefined;
+}
+
+export class Engine {
+  readonly dataRoot: string;
+  readonly driver: Driver;
+  /** Why this driver was chosen (one line). */
+  readonly driverReason: string;
+  /** `<data-root>/image/<driver>`. */
+  readonly imageRoot: string;
+  readonly layerStore: LayerStore;
+  readonly imageStore: ImageStore;
+  readonly referenceStore: ReferenceStore;
+  readonly imageService: ImageService;
+
+  private constructor(o: {
+    dataRoot: string; driver: Driver; driverReason: string; imageRoot: string;
+    layerStore: LayerStore; imageStore: ImageStore; referenceStore: ReferenceStore;
+    imageUsers?: (id: Digest) => Promise<ImageUser[]>;
+  }) {
+    this.dataRoot = o.dataRoot;
+    this.driver = o.driver;
+    this.driverReason = o.driverReason;
+    this.imageRoot = o.imageRoot;
+    this.layerStore = o.layerStore;
+    this.imageStore = o.imageStore;
+    this.referenceStore = o.referenceStore;
+    this.imageService = new ImageService({
+      driver: o.driver, layers: o.layerStore, store: o.imageStore, refs: o.referenceStore,
+      imageRoot: o.imageRoot, tempDir: () => this.tempDir(), imageUsers: o.imageUsers,
+    });
+  }
+
+  /**
+   * Opens (creating if needed) the data root. See the module comment for what it does.
+   *
+   * @example
+   *   const engine = await Engine.open({ dataRoot: '/tmp/s' });
+   *   const [img] = await engine.load('busybox.tar');   // { id: 'sha256:…', tags: ['busybox:latest'], … }
+   */
+  static async open(options: EngineOptions = {}): Promise<Engine> {
+    const dataRoot = path.resolve(options.dataRoot ?? process.env.STRATA_ROOT ?? DEFAULT_DATA_ROOT);
+    await ensureDir(dataRoot, 0o710);
+    const tmp = path.join(dataRoot, 'tmp');
+    await ensureDir(tmp, 0o700);
+    await sweepTmp(tmp);
+
+    const requested = options.storageDriver || process.env.STRATA_DRIVER || (await rootDriver(dataRoot));
+    const { driver, reason } = await selectDriver(dataRoot, requested);
+    const imageRoot = path.join(dataRoot, 'image', driver.name);
+    await ensureDir(path.join(dataRoot, 'image'), 0o700);
+    await ensureDir(imageRoot, 0o700);
+    const layerStore = await LayerStore.open({ imageRoot, driver });
+    const imageStore = await ImageStore.open({ imageRoot, hasLayer: (id) => layerStore.has(id) });
+    const referenceStore = await ReferenceStore.open({ imageRoot });
+    await layerStore.recover();
+    return new Engine({
+      dataRoot, driver, driverReason: reason, imageRoot, layerStore, imageStore, referenceStore,
+      imageUsers: options.imageUsers,
+    });
+  }
+
+  /** A private directory under `<root>/tmp`, locked until `remove()` (swept if we crash). */
+  async tempDir(): Promise<TempDir> {
+    const dir = await mkdtemp(path.join(this.dataRoot, 'tmp', 'strata-'));
+    const lock = await FileLock.acquire(dir, { mode: 'exclusive', wait: false });
+    return {
+      path: dir,
+      async remove() {
+        await rm(dir, { recursive: true, force: true });
+        await lock.release();
+      },
+    };
+  }
+
+  // Delegates, so library users can call the common operations on the engine itself.
+
+  load(input: string | Readable, options?: LoadOptions): Promise<LoadedImage[]> {
+    return this.imageService.load(input, options);
+  }
+
+  save(names: readonly string[], output: Writable, options?: SaveOptions): Promise<void> {
+    return this.imageService.save(names, output, options);
+  }
+
+  saveOciLayout(names: readonly string[], dir: string, options?: SaveOptions): Promise<void> {
+    return this.imageService.saveOciLayout(names, dir, options);
+  }
+
+  import(input: string | Readable, options?: ImportOptions): Promise<{ id: Digest }> {
+    return this.imageService.import(input, options);
+  }
+
+  images(options?: ListOptions): Promise<ImageSummary[]> {
+    return this.imageService.list(options);
+  }
+
+  inspect(name: string): Promise<ImageInspect> {
+    return this.imageService.inspect(name);
+  }
+
+  history(name: string): Promise<HistoryItem[]> {
+    return this.imageService.history(name);
+  }
+
+  tag(source: string, target: string): Promise<void> {
+    return this.imageService.tag(source, target);
+  }
+
+  remove(name: string, options?: RemoveOptions): Promise<DeleteRecord[]> {
+    return this.imageService.remove(name, options);
+  }
+
+  prune(options?: PruneOptions): Promise<PruneReport> {
+    return this.imageService.prune(options);
+  }
+
+  /** `docker info` data. */
+  async info(): Promise<SystemInfo> {
+    const host = await hostInfo();
+    return {
+      Containers: 0, ContainersRunning: 0, ContainersPaused: 0, ContainersStopped: 0,
+      Images: await this.imageService.count(),
+      Driver: this.driver.name,
+      DriverStatus: await this.driver.status(),
+      KernelVersion: host.KernelVersion,
+      OperatingSystem: host.OperatingSystem,
+      OSType: host.OSType,
+      Architecture: host.Architecture,
+      NCPU: host.NCPU,
+      MemTotal: host.MemTotal,
+      DockerRootDir: this.dataRoot,
+      Name: host.Name,
+      ServerVersion: await version(),
+    };
+  }
+
+  /** `docker system df` data. */
+  async systemDf(): Promise<DiskUsage> {
+    const { layersSize, images } = await this.imageService.diskUsage();
+    return { LayersSize: layersSize, Images: images, Containers: [], Volumes: [], BuildCache: [] };
+  }
+}
+
+/** `Engine.open` as a function. */
+export function openEngine(options?: EngineOptions): Promise<Engine> {
+  return Engine.open(options);
+}
