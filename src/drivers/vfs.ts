@@ -4,7 +4,7 @@
  * of one copy per layer; on btrfs and xfs the copy shares extents (reflink) and costs
  * little disk.
  *
- * The copy keeps everything a layer can carry: type, permission and special bits,
+ * The copy (sys/copy-tree.ts, shared with volume prepopulation) keeps everything a layer can carry: type, permission and special bits,
  * ownership, atime/mtime, xattrs (all namespaces: trusted.*, security.* included), hard
  * links within the tree (never across snapshots: layers must not share inodes), symlinks
  * verbatim, device nodes, fifos and sockets.
@@ -12,25 +12,11 @@
  * vfs keeps no per-snapshot metadata (Docker's vfs has none either), so `commit` is a no-op
  * and a snapshot's parent is not recorded.
  */
-import {
-  chmodSync,
-  constants as fsConstants,
-  copyFileSync,
-  linkSync,
-  lchownSync,
-  lstatSync,
-  lutimesSync,
-  mkdirSync,
-  readdirSync,
-  readlinkSync,
-  symlinkSync,
-  type Stats,
-} from 'node:fs';
 import { chmod, lstat, mkdir, readdir } from 'node:fs/promises';
 import path from 'node:path';
 
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError, isErrno } from '../errors.js';
-import { native } from '../native/addon.js';
+import { copyTree } from '../sys/copy-tree.js';
 import { removeAll } from '../sys/fs.js';
 import { mountsUnder, unmount } from '../sys/mount.js';
 import type { Driver, DriverCapabilities, DriverFactory, Mount, Usage } from './driver.js';
@@ -42,96 +28,6 @@ function checkId(id: string): void {
   if (!ID_RE.test(id)) throw new InvalidArgumentError(`invalid snapshot id: ${JSON.stringify(id)}`);
 }
 
-const S_IFMT = 0o170000;
-const S_ISUID = 0o4000;
-const S_ISGID = 0o2000;
-
-/** Linux's dev_t encoding (glibc `gnu_dev_major`/`gnu_dev_minor`). */
-function devMajor(rdev: number): number {
-  return Number(((BigInt(rdev) >> 8n) & 0xfffn) | ((BigInt(rdev) >> 32n) & ~0xfffn));
-}
-function devMinor(rdev: number): number {
-  return Number((BigInt(rdev) & 0xffn) | ((BigInt(rdev) >> 12n) & ~0xffn));
-}
-
-/**
- * Copies the tree at `src` onto `dst` (which must not exist), preserving everything listed
- * in the module comment; `dst` itself gets `src`'s metadata.
- *
- * Synchronous on purpose: it runs for every layer of a vfs image, and a promise per file
- * costs more than the syscalls. Regular files go through copyFile with FICLONE, which
- * reflinks where the filesystem can and falls back to an in-kernel copy elsewhere.
- */
-export function copyTree(src: string, dst: string): void {
-  const addon = native();
-  // Everything created below is owned by us until chowned: no dir in the copy has its
-  // final (possibly setgid) mode until its children are done. So an entry already owned
-  // by our euid/egid needs no lchown, which saves a syscall per file in the common case.
-  const ownUid = process.geteuid?.() ?? -1;
-  const ownGid = process.getegid?.() ?? -1;
-  // dev:ino of multiply-linked non-directories already copied → their copy.
-  const linked = new Map<string, string>();
-
-  const copyXattrs = (from: string, to: string): void => {
-    for (const name of addon.llistxattr(from)) {
-      const value = addon.lgetxattr(from, name);
-      if (value !== undefined) addon.lsetxattr(to, name, value);
-    }
-  };
-
-  // Order matters: chown clears setuid/setgid and security.capability, so ownership comes
-  // first, then the mode, then xattrs; times last, since every other change touches ctime
-  // and writes into a directory touch its mtime.
-  const finish = (from: string, to: string, st: Stats, isDir: boolean): void => {
-    if (st.uid !== ownUid || st.gid !== ownGid) lchownSync(to, st.uid, st.gid);
-    const type = st.mode & S_IFMT;
-    if (type !== fsConstants.S_IFLNK && (isDir || (st.mode & (S_ISUID | S_ISGID)) !== 0 || type !== fsConstants.S_IFREG)) {
-      chmodSync(to, st.mode & 0o7777);
-    }
-    copyXattrs(from, to);
-    lutimesSync(to, st.atimeMs / 1000, st.mtimeMs / 1000);
-  };
-
-  const copyDir = (from: string, to: string, st: Stats): void => {
-    mkdirSync(to, { mode: 0o700 });
-    for (const name of readdirSync(from)) {
-      const s = path.join(from, name);
-      const d = path.join(to, name);
-      const est = lstatSync(s);
-      const type = est.mode & S_IFMT;
-      if (type === fsConstants.S_IFDIR) {
-        copyDir(s, d, est);
-        continue;
-      }
-      if (est.nlink > 1) {
-        const key = `${est.dev}:${est.ino}`;
-        const first = linked.get(key);
-        if (first !== undefined) {
-          linkSync(first, d);
-          continue;
-        }
-        linked.set(key, d);
-      }
-      switch (type) {
-        case fsConstants.S_IFREG:
-          // copyFile sets the source's permission bits itself; finish() repeats them only
-          // when the chown it does first would have cleared setuid/setgid.
-          copyFileSync(s, d, fsConstants.COPYFILE_FICLONE);
-          break;
-        case fsConstants.S_IFLNK:
-          symlinkSync(readlinkSync(s), d);
-          break;
-        default:
-          // Devices, fifos and sockets: mknod takes the type bits with the mode.
-          addon.mknod(d, type | (est.mode & 0o777), devMajor(est.rdev), devMinor(est.rdev));
-      }
-      finish(s, d, est, false);
-    }
-    finish(from, to, st, true);
-  };
-
-  copyDir(src, dst, lstatSync(src));
-}
 
 class VfsDriver implements Driver {
   readonly name = 'vfs';

@@ -4,8 +4,7 @@
  * within the copied tree, symlinks verbatim, device nodes, fifos and sockets.
  *
  * Shared by the vfs driver's snapshot copies and volume prepopulation (Docker's copy-up of
- * image content into an empty volume). The same algorithm lives in drivers/vfs.ts today;
- * this module is meant to replace it there.
+ * image content into an empty volume).
  *
  * Synchronous on purpose: a promise per entry costs more than the syscalls on trees of
  * thousands of files. Regular files go through copyFile with FICLONE, which shares extents
