@@ -84,7 +84,7 @@ class AssembleStream extends Readable {
     const name = displayName(nameBin);
     let fd: number;
     try {
-      const rel = normalizeEntryName(nameBin);
+      const rel = normalizeEntryName(nameBin, 'entry name', { allowAbsolute: true });
       this.#tree.ensureDir(parentOf(rel), nameBin, false);
       fd = openSync(this.#tree.abs(rel), FS.O_RDONLY | FS.O_NOFOLLOW);
     } catch (err) {

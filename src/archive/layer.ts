@@ -56,8 +56,8 @@ export interface UnpackResult {
 /**
  * Streams a layer tar (gzip, zstd-if-available or plain, auto-detected) into `target`,
  * computing the diffID and recording tar-split in the same pass. Every path is resolved
- * inside `target`: `..`, absolute names, symlink escapes and hard links to outside are
- * refused with InvalidArchiveError, and overlay control xattrs (`trusted.overlay.*`) or char
+ * inside `target`: `..`, absolute entry names (Docker rebases them; strata refuses), symlink
+ * escapes and hard links to outside are refused with InvalidArchiveError, and overlay control xattrs (`trusted.overlay.*`) or char
  * 0:0 devices from the tar are refused (an archive never steers the engine).
  */
 export function unpackLayer(input: Readable, options: UnpackOptions): Promise<UnpackResult> {

@@ -42,13 +42,21 @@ export function utf8Path(bin: string): string {
 }
 
 /**
- * Normalises a tar entry name to a path relative to the root: `path.Clean`, leading `/`
- * stripped (absolute names are rebased, like Docker), and anything that climbs above the root
- * refused. Returns '' for the root itself.
+ * Normalises a tar entry name to a path relative to the root (`path.Clean`). Anything that
+ * climbs above the root is refused. Absolute names are refused too unless `allowAbsolute`:
+ * Docker silently rebases `/etc/x` into the layer, but no tool that writes layers produces
+ * them, so in a layer they only show up in crafted archives — strata is strict here. Hard link
+ * targets and tar-split replay (reading what was already accepted) rebase instead.
+ * Returns '' for the root itself.
  */
-export function normalizeEntryName(bin: string, what = 'entry name'): string {
+export function normalizeEntryName(bin: string, what = 'entry name', options: { allowAbsolute?: boolean } = {}): string {
   let p = cleanPath(bin);
-  if (p.charCodeAt(0) === 0x2f) p = p.replace(/^\/+/, '');
+  if (p.charCodeAt(0) === 0x2f) {
+    if (!options.allowAbsolute) {
+      throw new InvalidArchiveError(`invalid ${what} "${displayName(bin)}": absolute paths are not allowed in a layer`, { entry: displayName(bin) });
+    }
+    p = p.replace(/^\/+/, '');
+  }
   if (p === '.') return '';
   if (p === '..' || p.startsWith('../')) {
     throw new InvalidArchiveError(`invalid ${what} "${displayName(bin)}": it points outside the layer`, { entry: displayName(bin) });

@@ -312,7 +312,7 @@ class LayerApplier {
 
   #hardlink(rel: string, h: TarHeader): void {
     const linkBin = h.linknameRaw ? h.linknameRaw.toString('latin1') : toBinary(h.linkname);
-    const targetRel = normalizeEntryName(linkBin, 'hard link target');
+    const targetRel = normalizeEntryName(linkBin, 'hard link target', { allowAbsolute: true });
     const what = `invalid hard link "${h.name}" -> "${h.linkname}"`;
     if (targetRel === '' || targetRel === rel) throw new InvalidArchiveError(`${what}: it points at itself or the layer root`, { entry: h.name });
     try {

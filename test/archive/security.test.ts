@@ -206,13 +206,23 @@ describe('unpackLayer refuses hostile archives', () => {
 });
 
 describe('unpackLayer confines what it accepts', () => {
-  it('rebases absolute names into the target (like Docker)', async (t) => {
+  it('refuses absolute entry names (Docker rebases them; strata is strict)', async (t) => {
     const env = setup(t);
     const abs = join(env.sentinel, 'x');
-    await unpackLayer(Readable.from([buildTar([{ name: abs, body: 'inside' }, { name: '/etc/strata-test', body: 'inside' }])]), { target: env.target, whiteouts: 'overlay' });
-    assert.equal(readFileSync(join(env.target, abs), 'utf8'), 'inside');
-    assert.equal(readFileSync(join(env.target, 'etc/strata-test'), 'utf8'), 'inside');
+    for (const name of [abs, '/etc/strata-test']) {
+      await assert.rejects(
+        unpackLayer(Readable.from([buildTar([{ name: 'ok', body: 'fine' }, { name, body: 'inside' }])]), { target: env.target, whiteouts: 'overlay' }),
+        (err: Error) => err instanceof InvalidArchiveError && /absolute paths are not allowed/.test(err.message),
+      );
+    }
     assert.equal(existsSync('/etc/strata-test'), false);
+    assertOutsideUntouched(env);
+  });
+
+  it('rebases absolute hard link targets into the target', async (t) => {
+    const env = setup(t);
+    await unpackLayer(Readable.from([buildTar([{ name: 'a', body: 'A' }, { name: 'b', type: '1', linkname: '/a' }])]), { target: env.target, whiteouts: 'overlay' });
+    assert.equal(statSync(join(env.target, 'b')).ino, statSync(join(env.target, 'a')).ino);
     assertOutsideUntouched(env);
   });
 
