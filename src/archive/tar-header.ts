@@ -8,6 +8,7 @@
  * splitting, ASCII filtering, length limits) run on "binary strings": one char per byte.
  */
 import { InvalidArchiveError, InvalidArgumentError } from '../errors.js';
+import { cleanPath } from '../sys/go-path.js';
 
 export const BLOCK_SIZE = 512;
 
@@ -427,25 +428,7 @@ export function globalHeaderEntry(block: TarHeader, records: Map<string, Buffer>
 // ---------------------------------------------------------------------------------------------
 // Go path helpers on binary strings (one char per byte)
 
-/** Go's path.Clean (lexical; "" → "."). Works on any string, including binary strings. */
-export function cleanPath(p: string): string {
-  if (p === '') return '.';
-  const rooted = p.charCodeAt(0) === 0x2f;
-  const parts = p.split('/');
-  const out: string[] = [];
-  for (const part of parts) {
-    if (part === '' || part === '.') continue;
-    if (part === '..') {
-      if (out.length > 0 && out[out.length - 1] !== '..') out.pop();
-      else if (!rooted) out.push('..');
-      continue;
-    }
-    out.push(part);
-  }
-  const joined = out.join('/');
-  if (rooted) return '/' + joined;
-  return joined === '' ? '.' : joined;
-}
+export { cleanPath } from '../sys/go-path.js';
 
 function toBinary(b: Buffer): string {
   return b.toString('latin1', 0, b.length);

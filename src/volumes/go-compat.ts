@@ -35,27 +35,7 @@ export function ramInBytes(s: string): number {
   return Math.trunc(value * (unit ? BINARY_UNITS[unit]! : 1));
 }
 
-/**
- * Go's path.Clean for slash paths: collapses `//`, resolves `.` and `..` lexically, drops a
- * trailing slash, and turns the empty path into `.`.
- */
-export function cleanPath(p: string): string {
-  if (p === '') return '.';
-  const rooted = p.startsWith('/');
-  const out: string[] = [];
-  for (const part of p.split('/')) {
-    if (part === '' || part === '.') continue;
-    if (part === '..') {
-      if (out.length > 0 && out[out.length - 1] !== '..') out.pop();
-      else if (!rooted) out.push('..');
-      continue;
-    }
-    out.push(part);
-  }
-  const joined = out.join('/');
-  if (rooted) return '/' + joined;
-  return joined === '' ? '.' : joined;
-}
+export { cleanPath } from '../sys/go-path.js';
 
 function pad(n: number, width = 2): string {
   return String(n).padStart(width, '0');
