@@ -4,7 +4,9 @@
  */
 import type { Readable, Writable } from 'node:stream';
 import type { Digest } from '../digest.js';
-import { assembleLayerImpl } from './assemble.js';
+import { assembleLayerImpl, type AssembleOptions } from './assemble.js';
+
+export type { AssembleOptions };
 import { tarOverlayUpperImpl, tarTreeDiffImpl } from './diff.js';
 import { unpackLayerImpl } from './unpack.js';
 
@@ -69,8 +71,8 @@ export function unpackLayer(input: Readable, options: UnpackOptions): Promise<Un
  * files under `dir` (driver.layerDir of that layer). Fails with
  * `file integrity checksum failed for "<name>"` when a payload's CRC-64 differs.
  */
-export function assembleLayer(tarSplit: Readable, dir: string): Readable {
-  return assembleLayerImpl(tarSplit, dir);
+export function assembleLayer(tarSplit: Readable, dir: string, options?: AssembleOptions): Readable {
+  return assembleLayerImpl(tarSplit, dir, options);
 }
 
 /**

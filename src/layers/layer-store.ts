@@ -230,6 +230,7 @@ export class LayerStore {
   readonly #lock: StoreLock;
   /** Whether the driver home is on another filesystem than layerdb (then both are synced). */
   readonly #driverOnOtherFs: boolean;
+  readonly #records = new Map<Digest, LayerRecord>();
 
   private constructor(root: string, driver: Driver, driverOnOtherFs: boolean) {
     this.root = root;
@@ -561,6 +562,17 @@ export class LayerStore {
 
   /** Reads and shape-checks one committed layer dir; undefined when absent or incomplete. */
   async #readRecord(chainId: Digest): Promise<LayerRecord | undefined> {
+    // A committed chainID dir is content-addressed and only ever appears or disappears by
+    // rename, so a record read once stays true until this process renames it away; the
+    // cache turns resolving N stacked layers from O(N²) file reads into O(N).
+    const cached = this.#records.get(chainId);
+    if (cached) return cached;
+    const rec = await this.#readRecordFromDisk(chainId);
+    if (rec) this.#records.set(chainId, rec);
+    return rec;
+  }
+
+  async #readRecordFromDisk(chainId: Digest): Promise<LayerRecord | undefined> {
     const dir = this.#dir(chainId);
     const [diff, size, cacheId, parent] = await Promise.all([
       readOptional(path.join(dir, F.diff)),
@@ -694,7 +706,8 @@ export class LayerStore {
     const info = await this.get(chainId);
     if (!info) throw layerDoesNotExist();
     const tarSplit = createReadStream(path.join(this.#dir(chainId), F.tarSplit));
-    const assembled = assembleLayer(tarSplit, this.driver.layerDir(info.cacheId));
+    // The sha256 check below covers every byte, so per-file CRCs would only repeat it.
+    const assembled = assembleLayer(tarSplit, this.driver.layerDir(info.cacheId), { verifyChecksums: false });
     const hash = createHash('sha256');
     const verifier = new Transform({
       transform(chunk: Buffer, _enc, cb) {
@@ -766,6 +779,7 @@ export class LayerStore {
 
   /** Renames a committed dir to `<hex>-<random64>-removing` (Docker's deletion marker). */
   async #renameRemoving(chainId: Digest): Promise<string> {
+    this.#records.delete(chainId);
     for (;;) {
       const target = path.join(this.root, 'sha256', `${digestHex(chainId)}-${randomId()}-removing`);
       try {
