@@ -367,12 +367,12 @@ export const overlay2: DriverFactory = {
   name: 'overlay2',
 
   async probe(dataRoot) {
-    const result = await probeOverlay(await probeDir(dataRoot));
+    const result = await probeOverlay(await probeDir(dataRoot), dataRoot);
     return result.ok ? { ok: true } : result;
   },
 
   async open(dataRoot) {
-    const result = await probeOverlay(await probeDir(dataRoot));
+    const result = await probeOverlay(await probeDir(dataRoot), dataRoot);
     if (!result.ok) throw new NotSupportedError(`driver not supported: overlay2: ${result.reason}`);
     const home = path.join(dataRoot, 'overlay2');
     await ensureDirMode(home, 0o710);

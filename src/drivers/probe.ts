@@ -6,12 +6,14 @@
  * depends on that filesystem and not only on the kernel. Each probe runs once per directory
  * per process: the results cannot change while we run, and a mount costs milliseconds.
  */
-import { existsSync, lstatSync, readdirSync, type Dirent } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, readdirSync, statSync, type Dirent } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rename, rmdir, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 
 import { isErrno } from '../errors.js';
 import { native } from '../native/addon.js';
+import { atomicWriteFile } from '../sys/atomic.js';
 import { backingFilesystem, removeAll, supportsDType } from '../sys/fs.js';
 import { mountAll, mountsUnder, unmount } from '../sys/mount.js';
 
@@ -45,13 +47,14 @@ const overlayProbes = new Map<string, Promise<OverlayProbeResult>>();
 
 /**
  * Probes overlay support under `dir` (which must exist): a two-lower overlay mount, d_type
- * support and the native-diff check. Memoized per resolved `dir`.
+ * support and the native-diff check. Memoized per resolved `dir`, and across processes in
+ * `cacheDir` when given.
  */
-export function probeOverlay(dir: string): Promise<OverlayProbeResult> {
+export function probeOverlay(dir: string, cacheDir?: string): Promise<OverlayProbeResult> {
   const key = path.resolve(dir);
   let probe = overlayProbes.get(key);
   if (!probe) {
-    probe = runOverlayProbe(key);
+    probe = cacheDir === undefined ? runOverlayProbe(key) : cachedOrRunOverlayProbe(key, cacheDir);
     // A failure caused by something transient (EMFILE, a full disk) must not stick.
     probe.catch(() => overlayProbes.delete(key));
     overlayProbes.set(key, probe);
@@ -67,6 +70,39 @@ export function probeOverlay(dir: string): Promise<OverlayProbeResult> {
  */
 export function overlayNeedsIndexOff(): boolean {
   return existsSync('/sys/module/overlay/parameters/index');
+}
+
+/**
+ * Where a passing probe result is remembered for later processes. Docker probes once per
+ * daemon start; a daemonless CLI would pay two overlay mounts and unmounts (10–150 ms, the
+ * umount waits for an RCU grace period) on every command. The result can only change with
+ * the kernel (boot id, release) or the filesystem under `dir` (device, statfs type), so those
+ * key the cache. The caller puts it in the data root, outside the driver home whose listing
+ * must hold only layer dirs.
+ */
+const PROBE_CACHE = '.strata-overlay-probe.json';
+
+function probeCacheKey(dir: string): string {
+  const bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  return JSON.stringify([bootId, os.release(), statSync(dir).dev, native().statfs(dir).type]);
+}
+
+async function cachedOrRunOverlayProbe(dir: string, cacheDir: string): Promise<OverlayProbeResult> {
+  const file = path.join(cacheDir, PROBE_CACHE);
+  let key: string | undefined;
+  try {
+    key = probeCacheKey(dir);
+    const cached = JSON.parse(readFileSync(file, 'utf8')) as { key?: string; result?: OverlayProbeResult };
+    if (cached.key === key && cached.result?.ok === true) return cached.result;
+  } catch {
+    // No cache, or unreadable: probe for real.
+  }
+  const result = await runOverlayProbe(dir);
+  if (result.ok && key !== undefined) {
+    // Best effort: a read-only root still works, it just probes every time.
+    await atomicWriteFile(file, JSON.stringify({ key, result }), { mode: 0o600, fsync: false }).catch(() => undefined);
+  }
+  return result;
 }
 
 async function runOverlayProbe(dir: string): Promise<OverlayProbeResult> {
