@@ -21,7 +21,7 @@ import path from 'node:path';
 import { chainId, digestHex, isDigest, isHex64, sha256, type Digest } from '../digest.js';
 import { DigestMismatchError, InvalidArgumentError, NotFoundError, isErrno } from '../errors.js';
 import { atomicWriteFile } from '../sys/atomic.js';
-import { ensureDir, readOptional, readdirOptional } from './fs-util.js';
+import { ensureDir, readOptional, readdirOptional } from '../sys/fs.js';
 import { WriteLock } from './store-lock.js';
 
 /** The parsed image config (OCI/Docker). Raw bytes are kept separately and never re-serialised. */

@@ -23,7 +23,7 @@ import { ConflictError, InvalidArgumentError, NotFoundError, isErrno } from '../
 import { atomicWriteFile } from '../sys/atomic.js';
 import { familiarName, familiarString, parseNormalizedNamed, withDefaultTag, Reference } from './reference.js';
 import { WriteLock } from './store-lock.js';
-import { ensureDir } from './fs-util.js';
+import { ensureDir } from '../sys/fs.js';
 
 export const REPOSITORIES_FILE = 'repositories.json';
 const LOCK_FILE = '.repositories.lock';

@@ -36,7 +36,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { chmod, mkdir, open, readFile, readdir, rename, stat } from 'node:fs/promises';
+import { chmod, open, rename, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Transform, pipeline, type Readable } from 'node:stream';
@@ -54,7 +54,7 @@ import {
 } from '../errors.js';
 import { native } from '../native/addon.js';
 import { WriteSet, syncDirectory } from '../sys/atomic.js';
-import { exists, removeAll } from '../sys/fs.js';
+import { ensureDir, exists, readOptional, readdirOptional, removeAll } from '../sys/fs.js';
 import { isValidLayerDirId, randomId } from '../sys/ids.js';
 import { isLockHeld } from '../sys/lock.js';
 import { StoreLock } from './store-lock.js';
@@ -174,35 +174,9 @@ interface Staged {
   published?: boolean;
 }
 
-async function readOptional(file: string): Promise<string | undefined> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (err) {
-    if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) return undefined;
-    throw err;
-  }
-}
-
-async function readdirOptional(dir: string): Promise<string[]> {
-  try {
-    return await readdir(dir);
-  } catch (err) {
-    if (isErrno(err, 'ENOENT')) return [];
-    throw err;
-  }
-}
-
-/** mkdir that yields exactly `mode` on the dirs it creates and leaves existing ones alone. */
-async function ensureDir(dir: string, mode: number): Promise<void> {
-  try {
-    await mkdir(dir, { mode });
-  } catch (err) {
-    if (isErrno(err, 'EEXIST')) return;
-    if (!isErrno(err, 'ENOENT')) throw err;
-    await ensureDir(path.dirname(dir), mode);
-    return ensureDir(dir, mode);
-  }
-  await chmod(dir, mode);
+/** A small text file of a layer record, or undefined when absent. */
+async function readText(file: string): Promise<string | undefined> {
+  return (await readOptional(file))?.toString('utf8');
 }
 
 function maxDepthExceeded(): InvalidArgumentError {
@@ -575,10 +549,10 @@ export class LayerStore {
   async #readRecordFromDisk(chainId: Digest): Promise<LayerRecord | undefined> {
     const dir = this.#dir(chainId);
     const [diff, size, cacheId, parent] = await Promise.all([
-      readOptional(path.join(dir, F.diff)),
-      readOptional(path.join(dir, F.size)),
-      readOptional(path.join(dir, F.cacheId)),
-      readOptional(path.join(dir, F.parent)),
+      readText(path.join(dir, F.diff)),
+      readText(path.join(dir, F.size)),
+      readText(path.join(dir, F.cacheId)),
+      readText(path.join(dir, F.parent)),
     ]);
     if (diff === undefined || size === undefined || cacheId === undefined) return undefined;
     const diffId = diff.trim();
@@ -650,7 +624,7 @@ export class LayerStore {
 
   /** The descriptor stored with a layer (descriptor.json), if any. */
   async descriptor(chainId: Digest): Promise<LayerDescriptor | undefined> {
-    const text = await readOptional(path.join(this.#dir(chainId), F.descriptor));
+    const text = await readText(path.join(this.#dir(chainId), F.descriptor));
     return text === undefined ? undefined : (JSON.parse(text) as LayerDescriptor);
   }
 
@@ -743,9 +717,9 @@ export class LayerStore {
     for (const name of await readdirOptional(base)) {
       const dir = path.join(base, name);
       const [mountId, initId, parent] = await Promise.all([
-        readOptional(path.join(dir, F.mountId)),
-        readOptional(path.join(dir, F.initId)),
-        readOptional(path.join(dir, F.parent)),
+        readText(path.join(dir, F.mountId)),
+        readText(path.join(dir, F.initId)),
+        readText(path.join(dir, F.parent)),
       ]);
       for (const id of [mountId, initId]) if (id !== undefined && id.trim() !== '') driverIds.push(id.trim());
       if (parent !== undefined && isDigest(parent.trim())) parents.push(parent.trim() as Digest);
@@ -762,8 +736,8 @@ export class LayerStore {
       const dir = path.join(tmp, name);
       const live = await isLockHeld(dir);
       const [cacheId, parent] = await Promise.all([
-        readOptional(path.join(dir, F.cacheId)),
-        readOptional(path.join(dir, F.parent)),
+        readText(path.join(dir, F.cacheId)),
+        readText(path.join(dir, F.parent)),
       ]);
       const cid = cacheId?.trim();
       const p = parent?.trim();
@@ -794,7 +768,7 @@ export class LayerStore {
 
   /** Deletes a `-removing` dir's driver dir (from its cache-id), then the dir. */
   async #finishRemoving(dir: string): Promise<void> {
-    const cacheId = (await readOptional(path.join(dir, F.cacheId)))?.trim();
+    const cacheId = (await readText(path.join(dir, F.cacheId)))?.trim();
     if (cacheId !== undefined && isValidLayerDirId(cacheId)) await this.driver.remove(cacheId);
     await removeAll(dir);
   }

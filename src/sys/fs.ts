@@ -1,6 +1,6 @@
 /** Small filesystem helpers shared by the stores and drivers. */
 import { constants as fsConstants } from 'node:fs';
-import { lstat, mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, open, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import { isErrno } from '../errors.js';
@@ -86,5 +86,41 @@ export async function supportsDType(dir: string): Promise<boolean> {
     return types.get('file') === DT_REG && types.get('dir') === DT_DIR;
   } finally {
     await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+/**
+ * mkdir -p that gives the dirs it creates exactly `mode` (not `mode` minus the umask: Docker's
+ * layout has exact modes) and leaves existing ones as they are.
+ */
+export async function ensureDir(dir: string, mode: number): Promise<void> {
+  try {
+    await mkdir(dir, { mode });
+  } catch (err) {
+    if (isErrno(err, 'EEXIST')) return;
+    if (!isErrno(err, 'ENOENT')) throw err;
+    await ensureDir(path.dirname(dir), mode);
+    return ensureDir(dir, mode);
+  }
+  await chmod(dir, mode);
+}
+
+/** A file's bytes, or undefined when it (or a directory above it) does not exist. */
+export async function readOptional(file: string): Promise<Buffer | undefined> {
+  try {
+    return await readFile(file);
+  } catch (err) {
+    if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) return undefined;
+    throw err;
+  }
+}
+
+/** A directory's entry names, or none when it does not exist. */
+export async function readdirOptional(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return [];
+    throw err;
   }
 }
