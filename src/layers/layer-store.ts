@@ -34,15 +34,13 @@
  *    record their ids under `mounts/<name>/` first, holding the shared lock.
  *  - Readers (get/list/tarStream) take no lock: directories appear and disappear by rename.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { chmod, open, rename, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Transform, pipeline, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 
-import { unpackLayer, assembleLayer, type UnpackResult } from '../archive/layer.js';
+import { unpackLayer, type UnpackResult } from '../archive/layer.js';
 import { chainIds, digestHex, isDigest, isHex64, sha256, type Digest } from '../digest.js';
 import type { Driver } from '../drivers/driver.js';
 import {
@@ -60,6 +58,7 @@ import { isLockHeld } from '../sys/lock.js';
 import { StoreLock } from './store-lock.js';
 import { applyLayer, openFileRange, type FileRange } from './apply-layer.js';
 import { UnpackPool } from './unpack-pool.js';
+import { TarStreamPool } from './tar-stream-pool.js';
 
 export type { FileRange };
 
@@ -205,6 +204,7 @@ export class LayerStore {
   /** Whether the driver home is on another filesystem than layerdb (then both are synced). */
   readonly #driverOnOtherFs: boolean;
   readonly #records = new Map<Digest, LayerRecord>();
+  #tarStreams: TarStreamPool | undefined;
 
   private constructor(root: string, driver: Driver, driverOnOtherFs: boolean) {
     this.root = root;
@@ -679,32 +679,19 @@ export class LayerStore {
   async tarStream(chainId: Digest): Promise<Readable> {
     const info = await this.get(chainId);
     if (!info) throw layerDoesNotExist();
-    const tarSplit = createReadStream(path.join(this.#dir(chainId), F.tarSplit));
-    // The sha256 check below covers every byte, so per-file CRCs would only repeat it.
-    const assembled = assembleLayer(tarSplit, this.driver.layerDir(info.cacheId), { verifyChecksums: false });
-    const hash = createHash('sha256');
-    const verifier = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        hash.update(chunk);
-        cb(null, chunk);
-      },
-      flush(cb) {
-        const actual: Digest = `sha256:${hash.digest('hex')}`;
-        if (actual === info.diffId) return cb();
-        cb(
-          new DigestMismatchError(
+    // Rebuilt on a worker thread (reads, sha256 and tar-split parsing off the main thread);
+    // the sha256 covers every byte, so per-file CRCs would only repeat it.
+    this.#tarStreams ??= new TarStreamPool(Math.min(2, os.availableParallelism()));
+    return this.#tarStreams.open(path.join(this.#dir(chainId), F.tarSplit), this.driver.layerDir(info.cacheId), (actual) =>
+      actual === info.diffId
+        ? undefined
+        : new DigestMismatchError(
             `could not verify layer data for: ${info.diffId}. This may be because internal files in the layer ` +
               'store were modified. Re-pulling or rebuilding this image may resolve the issue',
             info.diffId,
             actual,
           ),
-        );
-      },
-    });
-    // pipeline forwards either side's failure to the other; the record file is closed
-    // however the consumer ends (a consumer may stop reading early).
-    pipeline(assembled, verifier, () => tarSplit.destroy());
-    return verifier;
+    );
   }
 
   // ---- removal and recovery -----------------------------------------------------------

@@ -13,7 +13,7 @@
  * blob mtimes the image's creation time. Docker's unreferenced legacy v1 JSON blobs are not
  * written.
  */
-import type { Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 
 import { digestHex, isDigest, sha256, type Digest } from '../digest.js';
 import { InvalidArchiveError } from '../errors.js';
@@ -230,22 +230,42 @@ export async function write(images: readonly TargetImage[], out: Writable, optio
   const tar = new TarWriter(out);
   await tar.dir('blobs/', { mtime: 0 });
   await tar.dir('blobs/sha256/', { mtime: 0 });
-  for (const blob of [...blobs.values()].sort((a, b) => compareGoKeys(a.hex, b.hex))) {
-    const name = `blobs/sha256/${blob.hex}`;
-    if (blob.data) {
-      await tar.file(name, blob.data, { mtime: blob.mtime });
-      continue;
+  const ordered = [...blobs.values()].sort((a, b) => compareGoKeys(a.hex, b.hex));
+  const layerBlobs = ordered.filter((b) => b.layer !== undefined);
+  // The next layer is opened while the current one is written, so a source that rebuilds
+  // layers ahead of time (the layer store does, on worker threads) keeps two cores busy.
+  const opened = new Map<Blob, Promise<Readable>>();
+  const openLayer = (blob: Blob | undefined): void => {
+    if (blob && !opened.has(blob)) {
+      const p = blob.layer!.open();
+      p.catch(() => undefined);
+      opened.set(blob, p);
     }
-    const layer = blob.layer!;
-    const input = await layer.open();
-    try {
-      await tar.stream(name, layer.size, input, {
-        mtime: blob.mtime,
-        onBytes: options.onProgress && ((bytes) => options.onProgress!({ diffId: layer.diffId, bytes, total: layer.size })),
-      });
-    } finally {
-      input.destroy();
+  };
+  try {
+    for (const blob of ordered) {
+      const name = `blobs/sha256/${blob.hex}`;
+      if (blob.data) {
+        await tar.file(name, blob.data, { mtime: blob.mtime });
+        continue;
+      }
+      const layer = blob.layer!;
+      openLayer(blob);
+      openLayer(layerBlobs[layerBlobs.indexOf(blob) + 1]);
+      const input = await opened.get(blob)!;
+      opened.delete(blob);
+      try {
+        await tar.stream(name, layer.size, input, {
+          mtime: blob.mtime,
+          onBytes: options.onProgress && ((bytes) => options.onProgress!({ diffId: layer.diffId, bytes, total: layer.size })),
+        });
+      } finally {
+        input.destroy();
+      }
     }
+  } finally {
+    // A failure mid-archive must not leave a prefetched layer running.
+    for (const p of opened.values()) void p.then((s) => s.destroy(), () => undefined);
   }
   await tar.file('index.json', Buffer.from(goJson({ schemaVersion: 2, mediaType: MEDIA_TYPE.index, manifests: index })), { mtime: 0 });
   await tar.file(MANIFEST_FILE, Buffer.from(goJson(manifest) + '\n'), { mtime: 0 });

@@ -1,0 +1,136 @@
+/**
+ * Rebuilds layer tars on worker threads (`tar-stream-worker.ts`) and presents each as a
+ * Readable on the main thread. Flow control is credit-based: a worker may be at most `WINDOW`
+ * bytes ahead of what the consumer has taken, so a slow output never piles a layer up in
+ * memory, while a layer the consumer will read next can be rebuilt ahead of time.
+ */
+import { Readable } from 'node:stream';
+import { Worker } from 'node:worker_threads';
+
+import { DigestMismatchError, StrataError } from '../errors.js';
+
+const WINDOW = 64 << 20;
+
+export interface TarStreamRequest {
+  id: number;
+  tarSplitPath: string;
+  dir: string;
+  window: number;
+}
+
+export type TarStreamToMain =
+  | { type: 'data'; id: number; data: ArrayBuffer }
+  | { type: 'end'; id: number; digest: string }
+  | { type: 'error'; id: number; message: string; name: string };
+
+interface Job {
+  stream: Readable;
+  /** Bytes pushed but not yet given back to the worker as credit. */
+  owed: number;
+  worker: Worker;
+  onEnd: (digest: string) => Error | undefined;
+}
+
+export class TarStreamPool {
+  readonly #size: number;
+  readonly #workers: Worker[] = [];
+  readonly #load = new Map<Worker, number>();
+  readonly #jobs = new Map<number, Job>();
+  #nextId = 1;
+
+  constructor(size: number) {
+    this.#size = Math.max(1, size);
+  }
+
+  #worker(): Worker {
+    if (this.#workers.length < this.#size) {
+      const w = new Worker(new URL('./tar-stream-worker.js', import.meta.url));
+      // An idle pool must not keep the process alive.
+      w.unref();
+      w.on('message', (m: TarStreamToMain) => this.#onMessage(m));
+      w.on('error', (err) => this.#failWorker(w, err));
+      w.on('exit', (code) => this.#failWorker(w, new StrataError('ERR_SYSTEM', `layer tar worker exited with code ${code}`)));
+      this.#workers.push(w);
+      this.#load.set(w, 0);
+      return w;
+    }
+    return this.#workers.reduce((a, b) => ((this.#load.get(a) ?? 0) <= (this.#load.get(b) ?? 0) ? a : b));
+  }
+
+  /**
+   * The tar of a layer, rebuilt from `tarSplitPath` and `dir`; `verify(digest)` is called with
+   * the stream's sha256 at the end and may return an error to fail the stream with.
+   */
+  open(tarSplitPath: string, dir: string, verify: (digest: string) => Error | undefined): Readable {
+    const id = this.#nextId++;
+    const worker = this.#worker();
+    const job: Job = {
+      worker,
+      owed: 0,
+      onEnd: verify,
+      stream: new Readable({
+        highWaterMark: 4 << 20,
+        read: () => this.#credit(id),
+        destroy: (err, cb) => {
+          // Stopped early by the consumer: let the worker drop the layer and move on.
+          if (this.#jobs.has(id)) worker.postMessage({ type: 'cancel', id });
+          this.#finish(id);
+          cb(err);
+        },
+      }),
+    };
+    this.#jobs.set(id, job);
+    this.#load.set(worker, (this.#load.get(worker) ?? 0) + 1);
+    worker.ref();
+    worker.postMessage({ type: 'start', req: { id, tarSplitPath, dir, window: WINDOW } satisfies TarStreamRequest });
+    return job.stream;
+  }
+
+  #credit(id: number): void {
+    const job = this.#jobs.get(id);
+    if (!job || job.owed === 0) return;
+    job.worker.postMessage({ type: 'credit', id, bytes: job.owed });
+    job.owed = 0;
+  }
+
+  #onMessage(m: TarStreamToMain): void {
+    const job = this.#jobs.get(m.id);
+    if (!job) return;
+    if (m.type === 'data') {
+      const buf = Buffer.from(m.data);
+      job.owed += buf.length;
+      if (job.stream.push(buf)) this.#credit(m.id);
+    } else if (m.type === 'end') {
+      const err = job.onEnd(m.digest);
+      this.#finish(m.id);
+      if (err) job.stream.destroy(err);
+      else job.stream.push(null);
+    } else {
+      this.#finish(m.id);
+      const err = m.name === 'DigestMismatchError'
+        ? new DigestMismatchError(m.message, '', '')
+        : new StrataError('ERR_SYSTEM', m.message);
+      job.stream.destroy(err);
+    }
+  }
+
+  #finish(id: number): void {
+    const job = this.#jobs.get(id);
+    if (!job) return;
+    this.#jobs.delete(id);
+    const load = (this.#load.get(job.worker) ?? 1) - 1;
+    this.#load.set(job.worker, load);
+    if (load === 0) job.worker.unref();
+  }
+
+  #failWorker(w: Worker, err: Error): void {
+    const i = this.#workers.indexOf(w);
+    if (i >= 0) this.#workers.splice(i, 1);
+    this.#load.delete(w);
+    for (const [id, job] of this.#jobs) {
+      if (job.worker !== w) continue;
+      this.#jobs.delete(id);
+      job.stream.destroy(err);
+    }
+  }
+}
