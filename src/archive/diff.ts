@@ -317,14 +317,20 @@ function collect(p: Buffer, st: BigIntStats): Node {
   return node;
 }
 
+/**
+ * Docker's sameFsTime (a zero nanosecond part matches any), and equal to the microsecond: a
+ * vfs copy sets times with utimes(2), which keeps no more, and a real change within the same
+ * microsecond is not credible.
+ */
 function sameFsTime(a: bigint, b: bigint): boolean {
-  if (a === b) return true;
+  if (a / 1000n === b / 1000n) return true;
   const as = a / 1_000_000_000n;
   const bs = b / 1_000_000_000n;
   return as === bs && (a % 1_000_000_000n === 0n || b % 1_000_000_000n === 0n);
 }
 
-function statDifferent(o: BigIntStats, n: BigIntStats): boolean {
+/** Docker's naive-diff test of whether a path changed (dirs: mode, owner, rdev only). */
+export function statDifferent(o: BigIntStats, n: BigIntStats): boolean {
   if (o.mode !== n.mode || o.uid !== n.uid || o.gid !== n.gid || o.rdev !== n.rdev) return true;
   if ((o.mode & BigInt(S_IFMT)) !== BigInt(S_IFDIR)) {
     return !sameFsTime(o.mtimeNs, n.mtimeNs) || o.size !== n.size;

@@ -59,8 +59,12 @@ import { StoreLock } from './store-lock.js';
 import { applyLayer, openFileRange, type FileRange } from './apply-layer.js';
 import { UnpackPool } from './unpack-pool.js';
 import { TarStreamPool } from './tar-stream-pool.js';
+import {
+  createRWLayer, getRWLayer, readRWLayerInfo, removeRWLayer,
+  type CreateRWLayerOptions, type RWLayer, type RWLayerContext, type RWLayerInfo,
+} from './rw-layer.js';
 
-export type { FileRange };
+export type { FileRange, CreateRWLayerOptions, RWLayer, RWLayerInfo };
 
 export interface LayerInfo {
   chainId: Digest;
@@ -532,6 +536,52 @@ export class LayerStore {
     }
   }
 
+  // ---- read-write layers (layerdb/mounts) -------------------------------------------------
+
+  #rwContext(): RWLayerContext {
+    return {
+      driver: this.driver,
+      mountsDir: path.join(this.root, 'mounts'),
+      tmpDir: path.join(this.root, 'tmp'),
+      cacheIdOf: async (chainId) => {
+        const rec = await this.#readRecord(chainId);
+        if (!rec) throw layerDoesNotExist();
+        return rec.cacheId;
+      },
+      shared: (fn) => this.#lock.run('shared', fn),
+    };
+  }
+
+  /**
+   * Creates the RW layer `name` (a container ID, a build step) on the committed layer
+   * `parent` (undefined: an empty filesystem). See rw-layer.ts. Fails with a ConflictError
+   * when the name is taken, `layer does not exist` when `parent` is not stored.
+   */
+  createRWLayer(name: string, parent: Digest | undefined, options?: CreateRWLayerOptions): Promise<RWLayer> {
+    return createRWLayer(this.#rwContext(), name, parent, options);
+  }
+
+  /** The RW layer `name`; NotFoundError when absent. */
+  getRWLayer(name: string): Promise<RWLayer> {
+    return getRWLayer(this.#rwContext(), name);
+  }
+
+  /** Unmounts and deletes the RW layer `name`; NotFoundError when absent. */
+  removeRWLayer(name: string): Promise<void> {
+    return removeRWLayer(this.#rwContext(), name);
+  }
+
+  /** Every readable `mounts/<name>` record. */
+  async listRWLayers(): Promise<RWLayerInfo[]> {
+    const dir = path.join(this.root, 'mounts');
+    const out: RWLayerInfo[] = [];
+    for (const name of await readdirOptional(dir)) {
+      const info = await readRWLayerInfo(dir, name);
+      if (info) out.push(info);
+    }
+    return out;
+  }
+
   // ---- reading ------------------------------------------------------------------------
 
   /** Reads and shape-checks one committed layer dir; undefined when absent or incomplete. */
@@ -812,6 +862,10 @@ export class LayerStore {
     const errors = new Errors();
     await this.#lock.tryRun('exclusive', async () => {
       const referenced = new Set<string>();
+      for (const name of await readdirOptional(path.join(this.root, 'tmp'))) {
+        // RW layer records renamed away by a removal that did not finish.
+        if (name.startsWith('removing-')) await errors.run(() => removeAll(path.join(this.root, 'tmp', name)));
+      }
       for (const ws of await this.#readWriteSets()) {
         if (ws.live) {
           if (ws.cacheId) referenced.add(ws.cacheId);
