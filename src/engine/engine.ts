@@ -30,6 +30,7 @@ import {
   type PruneOptions, type RemoveOptions, type SaveOptions, type TempDir,
 } from './images.js';
 import { hostInfo, type DiskUsage, type SystemInfo } from './system.js';
+import type { VolumeService } from '../volumes/service.js';
 
 export const DEFAULT_DATA_ROOT = '/var/lib/strata';
 
@@ -145,6 +146,17 @@ export class Engine {
       dataRoot, driver, driverReason: reason, imageRoot, layerStore, imageStore, referenceStore,
       imageUsers: options.imageUsers,
     });
+  }
+
+  #volumes: Promise<VolumeService> | undefined;
+
+  /**
+   * The volume store (`<root>/volumes`), opened on first use: commands that never touch
+   * volumes do not load or open it.
+   */
+  volumes(): Promise<VolumeService> {
+    this.#volumes ??= import('../volumes/service.js').then(({ VolumeService: V }) => V.open({ dataRoot: this.dataRoot }));
+    return this.#volumes;
   }
 
   /** A private directory under `<root>/tmp`, locked until `remove()` (swept if we crash). */
