@@ -2,18 +2,13 @@
  * Filesystem changes of a writable layer as `docker diff` reports them (A added, C changed,
  * D deleted), in the two ways Docker computes them:
  *
- *  - `overlayChanges(upper, lowers)`: only the upper directory is walked (cost ∝ changes).
- *    A char 0:0 device is a deletion; an opaque directory that existed below is reported
- *    deleted (its new entries then appear as added), as Docker's overlay walker does.
- *    A path that exists in any lower is a change, except directories whose size, mode and
- *    mtime equal the lower's (copied up only because something below them changed).
- *  - `treeChanges(dir, parentDir)`: two full trees compared (the vfs fallback). Directories
- *    compare by mode/owner/rdev only (their size and mtime are not a measure of change), other
- *    files also by size and mtime.
- *
- * The overlay walker reports the parent of an added or deleted path as changed; the tree
- * walker reports every directory with changes inside. Either way a directory is listed
- * before what it contains.
+ *  - `treeChanges(dir, parentDir)`: Docker's rules (it uses them for overlay2 too): two full
+ *    trees compared. Directories compare by mode/owner/rdev only (size and mtime are not a
+ *    measure of change), other files also by size, mtime and `security.capability`; a
+ *    directory with changes inside is listed (changed) before them.
+ *  - `overlayChanges(upper, lowers)`: the same results from a walk of the overlay upper dir
+ *    alone plus a lookup in the lowers per path found there, so `diff` costs in proportion
+ *    to the changes, not to the image (Docker mounts and walks both full trees).
  */
 import { lstat, readdir } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
@@ -77,65 +72,107 @@ async function sortedNames(dir: string): Promise<string[]> {
   return names.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
 }
 
-/** Records the parent-directory rule shared by both walkers. */
-class ChangeList {
-  readonly changes: Change[] = [];
-  readonly #changedDirs = new Set<string>();
+/** Where a path stands in a stack of overlay lower dirs (top first). */
+class LowerStack {
+  readonly #lowers: readonly string[];
 
-  add(p: string, kind: Change['Kind'], dir: boolean): void {
-    this.changes.push({ Path: p, Kind: kind });
-    if (dir) this.#changedDirs.add(p);
-    if (kind === CHANGE_ADD || kind === CHANGE_DELETE) this.#markParent(p);
+  constructor(lowers: readonly string[]) {
+    this.#lowers = lowers;
   }
 
-  /** A directory the walk passed through without recording it (unchanged copy-up). */
-  #markParent(p: string): void {
-    const parent = path.posix.dirname(p);
-    if (parent === '/' || this.#changedDirs.has(parent)) return;
-    this.#changedDirs.add(parent);
-    this.changes.push({ Path: parent, Kind: CHANGE_MODIFY });
+  /** Whether `rel`'s parent chain is made opaque in `lower` (hiding the lowers below it). */
+  #opaqueAbove(lower: string, rel: string): boolean {
+    for (let dir = path.posix.dirname(rel); dir !== '/'; dir = path.posix.dirname(dir)) {
+      if (isOpaque(path.join(lower, dir))) return true;
+    }
+    return false;
+  }
+
+  /** `rel` as the lowers' merged view shows it (the lower's path and lstat); undefined when absent. */
+  async find(rel: string): Promise<{ path: string; st: BigIntStats } | undefined> {
+    for (const lower of this.#lowers) {
+      const p = path.join(lower, rel);
+      const st = await lstatBig(p);
+      if (st) return isWhiteoutDevice(st) ? undefined : { path: p, st };
+      if (this.#opaqueAbove(lower, rel)) return undefined;
+    }
+    return undefined;
+  }
+
+  /** Names in directory `rel` as the lowers' merged view shows it. */
+  async children(rel: string): Promise<Set<string>> {
+    const seen = new Set<string>();
+    const hidden = new Set<string>();
+    for (const lower of this.#lowers) {
+      const dir = path.join(lower, rel);
+      let names: string[];
+      try {
+        names = await readdir(dir);
+      } catch {
+        if (this.#opaqueAbove(lower, path.posix.join(rel, 'x'))) break;
+        continue;
+      }
+      for (const name of names) {
+        if (seen.has(name) || hidden.has(name)) continue;
+        const st = await lstatBig(path.join(dir, name));
+        if (st && isWhiteoutDevice(st)) hidden.add(name);
+        else seen.add(name);
+      }
+      if (isOpaque(dir)) break;
+    }
+    return seen;
   }
 }
 
 /**
  * Changes recorded in an overlay upper directory over `lowers` (top first: the lower dirs a
- * mount of it stacks, init layer included).
+ * mount of it stacks, init layer included), with the results Docker's full-tree comparison
+ * (`treeChanges` of the merged view against the lowers) gives, at the cost of a walk of the
+ * upper dir and a lookup below for each path found there.
  */
 export async function overlayChanges(upper: string, lowers: readonly string[]): Promise<Change[]> {
-  const list = new ChangeList();
-  const inLower = async (rel: string): Promise<BigIntStats | undefined> => {
-    for (const lower of lowers) {
-      const st = await lstatBig(path.join(lower, rel));
-      if (st) return st;
-    }
-    return undefined;
-  };
-
-  const walk = async (rel: string): Promise<void> => {
-    for (const name of await sortedNames(path.join(upper, rel))) {
+  const below = new LowerStack(lowers);
+  const changes: Change[] = [];
+  const walk = async (rel: string, recorded: boolean, opaque: boolean): Promise<void> => {
+    const sizeAtEntry = changes.length;
+    const names = await sortedNames(path.join(upper, rel));
+    for (const name of names) {
       const childRel = path.posix.join(rel, name);
       const full = path.join(upper, childRel);
       const st = await lstatBig(full);
       if (!st) continue;
+      const found = opaque ? undefined : await below.find(childRel);
+      const old = found?.st;
       if (isWhiteoutDevice(st)) {
-        list.add(childRel, CHANGE_DELETE, false);
+        if (old) changes.push({ Path: childRel, Kind: CHANGE_DELETE });
         continue;
       }
-      // A tar-style whiteout never exists in a kernel upper dir; one copied in by hand is a file.
-      const dir = isDir(st);
-      const below = await inLower(childRel);
-      if (dir && below && isOpaque(full)) {
-        list.add(childRel, CHANGE_DELETE, true);
-      } else if (!below) {
-        list.add(childRel, CHANGE_ADD, dir);
-      } else if (!(dir && isDir(below) && below.size === st.size && below.mode === st.mode && below.mtimeNs === st.mtimeNs)) {
-        list.add(childRel, CHANGE_MODIFY, dir);
+      let childRecorded = false;
+      if (!old) {
+        changes.push({ Path: childRel, Kind: CHANGE_ADD });
+        childRecorded = true;
+      } else if (statDifferent(old, st) || (!isDir(st) && !sameCapability(found!.path, full))) {
+        changes.push({ Path: childRel, Kind: CHANGE_MODIFY });
+        childRecorded = true;
       }
-      if (dir) await walk(childRel);
+      if (isDir(st)) {
+        const childOpaque = opaque || !old || !isDir(old) || isOpaque(full);
+        if (old && isDir(old) && !opaque && isOpaque(full)) {
+          // Everything the dir held below is gone from the merged view.
+          const present = new Set(await readdir(full));
+          for (const gone of [...(await below.children(childRel))].sort()) {
+            if (!present.has(gone)) changes.push({ Path: path.posix.join(childRel, gone), Kind: CHANGE_DELETE });
+          }
+        }
+        await walk(childRel, childRecorded, childOpaque);
+      }
+    }
+    if (changes.length > sizeAtEntry && !recorded && rel !== '/') {
+      changes.splice(sizeAtEntry, 0, { Path: rel, Kind: CHANGE_MODIFY });
     }
   };
-  await walk('/');
-  return list.changes;
+  await walk('/', true, false);
+  return changes;
 }
 
 function capability(p: string): Buffer | undefined {

@@ -192,3 +192,45 @@ test('RW layer names are checked', async (t) => {
   await assert.rejects(env.store.createRWLayer('../x', undefined), /invalid RW layer name/);
   await assert.rejects(env.store.createRWLayer('a/b', undefined), /invalid RW layer name/);
 });
+
+test('overlay2: changes from the upper dir alone equal a full-tree comparison (Docker\'s rule)', async (t) => {
+  const env = await setup(t, overlay2);
+  if (!env) return;
+  const { store, driver } = env;
+  const { Readable } = await import('node:stream');
+  const { chmod, rename, symlink, link, rm: rmrf } = await import('node:fs/promises');
+  const { mountAll, unmount } = await import('../../src/sys/mount.js');
+  const { treeChanges } = await import('../../src/archive/changes.js');
+  const base = await store.register(Readable.from([imageTar()]), undefined);
+  const second = await store.register(
+    Readable.from([buildTar([dir('opt/'), file('opt/a', 'a'), file('opt/b', 'b'), dir('opt/sub/'), file('opt/sub/c', 'c')])]),
+    base.chainId,
+  );
+  const rw = await store.createRWLayer('cmp', second.chainId, { init: initLayer });
+  const m = await rw.mount();
+  // Operations that exercise every rule: add, modify, delete, chmod a dir, replace a dir
+  // (opaque), rename a dir, symlink, hard link, file→dir type change, nested adds.
+  await writeFile(path.join(m, 'etc/motd'), 'changed\n');
+  await unlink(path.join(m, 'data/gone'));
+  await chmod(path.join(m, 'www'), 0o700);
+  await rmrf(path.join(m, 'opt'), { recursive: true });
+  await mkdir(path.join(m, 'opt'));
+  await writeFile(path.join(m, 'opt/new'), 'n');
+  await rename(path.join(m, 'www/index.html'), path.join(m, 'www/moved.html'));
+  await symlink('/etc/motd', path.join(m, 'link'));
+  await mkdir(path.join(m, 'a/b/c'), { recursive: true });
+  await writeFile(path.join(m, 'a/b/c/d'), 'd');
+  await link(path.join(m, 'a/b/c/d'), path.join(m, 'a/hard'));
+  await unlink(path.join(m, 'etc/passwd'));
+  await mkdir(path.join(m, 'etc/passwd'));
+  const fast = (await rw.changes()).map((c) => `${changeLetter(c.Kind)} ${c.Path}`).sort();
+  const view = await mkdtemp(path.join(env.root, 'view-'));
+  await mountAll(await driver.view(rw.info.initId!), view);
+  try {
+    const full = (await treeChanges(m, view)).map((c) => `${changeLetter(c.Kind)} ${c.Path}`).sort();
+    assert.deepEqual(fast, full);
+  } finally {
+    await unmount(view);
+  }
+  await store.removeRWLayer('cmp');
+});
