@@ -26,6 +26,11 @@ export interface CommandSpec {
   flags: FlagSpec[];
   /** Positional argument count rules (docker's cli/required.go). */
   args?: { min?: number; max?: number };
+  /**
+   * false: flags end at the first positional argument (`run IMAGE CMD -x`: `-x` belongs to
+   * CMD), as cobra's SetInterspersed(false) for run, create and exec.
+   */
+  interspersed?: boolean;
 }
 
 export type FlagValues = Record<string, boolean | string | string[] | undefined>;
@@ -114,7 +119,8 @@ export function parseArgs(spec: CommandSpec, argv: readonly string[]): Parsed {
       // Shorthands: `-aq`, `-oFILE`, `-o FILE`, `-H=false`.
       for (let j = 1; j < a.length; j++) {
         const c = a[j]!;
-        if (c === 'h') {
+        // `-h` is help unless the command defines it (run's --hostname).
+        if (c === 'h' && !short.has('h')) {
           help = true;
           continue;
         }
@@ -135,6 +141,10 @@ export function parseArgs(spec: CommandSpec, argv: readonly string[]): Parsed {
         break;
       }
       continue;
+    }
+    if (spec.interspersed === false) {
+      args.push(...argv.slice(i));
+      break;
     }
     args.push(a);
   }

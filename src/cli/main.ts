@@ -51,6 +51,21 @@ const prune = () => import('./commands/prune.js');
 const info = () => import('./commands/info.js');
 const df = () => import('./commands/df.js');
 const version = () => import('./commands/version.js');
+const create = () => import('./commands/create.js');
+const runCmd = () => import('./commands/run.js');
+const start = () => import('./commands/start.js');
+const stop = () => import('./commands/stop.js');
+const restart = () => import('./commands/restart.js');
+const kill = () => import('./commands/kill.js');
+const rm = () => import('./commands/rm.js');
+const ps = () => import('./commands/ps.js');
+const exec = () => import('./commands/exec.js');
+const logs = () => import('./commands/logs.js');
+const wait = () => import('./commands/wait.js');
+const diff = () => import('./commands/diff.js');
+const commit = () => import('./commands/commit.js');
+const exportCmd = () => import('./commands/export.js');
+const rename = () => import('./commands/rename.js');
 
 interface Entry {
   load: Loader;
@@ -58,6 +73,21 @@ interface Entry {
 }
 
 const TOP: Readonly<Record<string, Entry>> = {
+  commit: { load: commit, description: "Create a new image from a container's changes" },
+  create: { load: create, description: 'Create a new container' },
+  diff: { load: diff, description: "Inspect changes to files or directories on a container's filesystem" },
+  exec: { load: exec, description: 'Run a command in a running container' },
+  export: { load: exportCmd, description: "Export a container's filesystem as a tar archive" },
+  kill: { load: kill, description: 'Kill one or more running containers' },
+  logs: { load: logs, description: 'Fetch the logs of a container' },
+  ps: { load: ps, description: 'List containers' },
+  rename: { load: rename, description: 'Rename a container' },
+  restart: { load: restart, description: 'Restart one or more containers' },
+  rm: { load: rm, description: 'Remove one or more containers' },
+  run: { load: runCmd, description: 'Run a command in a new container' },
+  start: { load: start, description: 'Start one or more stopped containers' },
+  stop: { load: stop, description: 'Stop one or more running containers' },
+  wait: { load: wait, description: 'Block until one or more containers stop, then print their exit codes' },
   history: { load: history, description: 'Show the history of an image' },
   images: { load: images, description: 'List images' },
   import: { load: imp, description: 'Import the contents from a tarball to create a filesystem image' },
@@ -71,6 +101,30 @@ const TOP: Readonly<Record<string, Entry>> = {
 };
 
 const GROUPS: Readonly<Record<string, { description: string; commands: Readonly<Record<string, Entry>>; aliases: Readonly<Record<string, string>> }>> = {
+  container: {
+    description: 'Manage containers',
+    commands: {
+      cleanup: { load: () => import('./commands/container-cleanup.js'), description: 'Release what a stopped container held (run by its monitor)' },
+      commit: TOP.commit!,
+      create: TOP.create!,
+      diff: TOP.diff!,
+      exec: TOP.exec!,
+      export: TOP.export!,
+      inspect: { load: () => import('./commands/container-inspect.js'), description: 'Display detailed information on one or more containers' },
+      kill: TOP.kill!,
+      logs: TOP.logs!,
+      ls: TOP.ps!,
+      prune: { load: () => import('./commands/container-prune.js'), description: 'Remove all stopped containers' },
+      rename: TOP.rename!,
+      restart: TOP.restart!,
+      rm: TOP.rm!,
+      run: TOP.run!,
+      start: TOP.start!,
+      stop: TOP.stop!,
+      wait: TOP.wait!,
+    },
+    aliases: { list: 'ls', ps: 'ls', remove: 'rm' },
+  },
   image: {
     description: 'Manage images',
     commands: {

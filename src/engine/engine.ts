@@ -14,6 +14,7 @@
  */
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
 
 import type { Digest } from '../digest.js';
@@ -31,8 +32,13 @@ import {
 } from './images.js';
 import { hostInfo, type DiskUsage, type SystemInfo } from './system.js';
 import type { VolumeService } from '../volumes/service.js';
+import type { ContainerService } from './containers.js';
+import type { ContainerNetworks } from './container-network.js';
 
 export const DEFAULT_DATA_ROOT = '/var/lib/strata';
+
+/** The CLI entry point (the monitor runs it for a container's exit clean-up). */
+const STRATA_BIN = fileURLToPath(new URL('../../../bin/strata.js', import.meta.url));
 
 export interface EngineOptions {
   /** Default: `$STRATA_ROOT`, else `/var/lib/strata`. */
@@ -115,7 +121,8 @@ export class Engine {
     this.referenceStore = o.referenceStore;
     this.imageService = new ImageService({
       driver: o.driver, layers: o.layerStore, store: o.imageStore, refs: o.referenceStore,
-      imageRoot: o.imageRoot, tempDir: () => this.tempDir(), imageUsers: o.imageUsers,
+      imageRoot: o.imageRoot, tempDir: () => this.tempDir(),
+      imageUsers: o.imageUsers ?? (async (id) => (await this.containers()).imageUsers(id)),
     });
   }
 
@@ -149,6 +156,30 @@ export class Engine {
   }
 
   #volumes: Promise<VolumeService> | undefined;
+  #containers: Promise<ContainerService> | undefined;
+  #networks: Promise<ContainerNetworks> | undefined;
+
+  /** Container networking (bridge, host, none), loaded on first use. */
+  networks(): Promise<ContainerNetworks> {
+    this.#networks ??= import('./container-network.js').then(({ NamespaceOnlyNetworks }) => new NamespaceOnlyNetworks());
+    return this.#networks;
+  }
+
+  /** The container service (`<root>/containers`), opened on first use. */
+  containers(): Promise<ContainerService> {
+    this.#containers ??= import('./containers.js').then(({ ContainerService: C }) =>
+      C.open({
+        dataRoot: this.dataRoot,
+        driver: this.driver,
+        layers: this.layerStore,
+        images: this.imageService,
+        volumes: () => this.volumes(),
+        networks: () => this.networks(),
+        cliArgv: [process.execPath, STRATA_BIN, '--data-root', this.dataRoot, '--storage-driver', this.driver.name],
+      }),
+    );
+    return this.#containers;
+  }
 
   /**
    * The volume store (`<root>/volumes`), opened on first use: commands that never touch
@@ -217,8 +248,9 @@ export class Engine {
   /** `docker info` data. */
   async info(): Promise<SystemInfo> {
     const host = await hostInfo();
+    const counts = await (await this.containers()).counts();
     return {
-      Containers: 0, ContainersRunning: 0, ContainersPaused: 0, ContainersStopped: 0,
+      Containers: counts.total, ContainersRunning: counts.running, ContainersPaused: counts.paused, ContainersStopped: counts.stopped,
       Images: await this.imageService.count(),
       Driver: this.driver.name,
       DriverStatus: await this.driver.status(),

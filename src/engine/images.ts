@@ -530,6 +530,38 @@ export class ImageService {
     });
   }
 
+  /**
+   * Creates an image from an optional new layer on top of `parentLayer` (commit, build):
+   * the layer tar is registered, `makeConfig` turns its diffID (undefined when no layer) into
+   * the config bytes, and the image is stored with `parentImage` recorded, `builtLocally`
+   * as Docker marks commits, and `tag` added. Runs under the GC guard, so a concurrent prune
+   * never takes the new layer before the image holds it.
+   */
+  async createImage(o: {
+    layer?: Readable;
+    parentLayer?: Digest;
+    parentImage?: Digest;
+    makeConfig: (diffId: Digest | undefined) => Buffer;
+    tag?: string;
+  }): Promise<Digest> {
+    let ref: Reference | undefined;
+    if (o.tag) {
+      ref = parseNormalizedNamed(o.tag);
+      if (ref.digest !== undefined) throw new InvalidArgumentError('refusing to create a tag with a digest reference');
+      ref = withDefaultTag(ref);
+    }
+    return this.#creating(async () => {
+      const layer = o.layer ? await this.#o.layers.register(o.layer, o.parentLayer) : undefined;
+      const id = await this.#o.store.create(o.makeConfig(layer?.diffId));
+      if (o.parentImage) await this.#o.store.setParent(id, o.parentImage);
+      if (ref) {
+        await this.#o.refs.addTag(ref, id, { force: true });
+        await this.#o.store.setLastUpdated(id);
+      }
+      return id;
+    });
+  }
+
   // ---- list / inspect / history ---------------------------------------------------------
 
   /**

@@ -11,6 +11,16 @@ import { Socket } from 'node:net';
 
 import type { MonitorArgs, MonitorMessage, MonitorRequest } from './monitor.js';
 import { supervise } from './supervise.js';
+import { readRecord } from './state.js';
+import { spawn } from 'node:child_process';
+
+function runHook(argv: readonly string[]): Promise<void> {
+  return new Promise((resolve) => {
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: 'ignore' });
+    child.once('error', () => resolve());
+    child.once('exit', () => resolve());
+  });
+}
 
 /**
  * STRATA_MONITOR_TRACE=<file> appends the monitor's milestones (ms since its process
@@ -64,6 +74,12 @@ async function main(): Promise<void> {
     const request = await readRequest();
     if (request) {
       await supervise(request, { stdin: args.stdin, forward: args.attach, send, connected: () => connected, trace });
+      if (request.onExit && request.onExit.length > 0 && (await readRecord(request.containerDir))?.status === 'exited') {
+        // The daemon's exit handling (unmounts, network teardown, --rm) in a fresh process of
+        // the engine, so this monitor stays free of engine code.
+        trace('exit hook');
+        await runHook(request.onExit);
+      }
     }
   } catch (err) {
     send({ type: 'error', message: `container monitor failed: ${(err as Error).message}`, exitCode: 125 });

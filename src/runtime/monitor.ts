@@ -42,6 +42,8 @@ export interface MonitorRequest {
   /** runc's `--root`. */
   runtimeRoot: string;
   runcBinary?: string;
+  /** argv run by a detached monitor after the container exited (the engine's clean-up). */
+  onExit?: string[];
 }
 
 /** What the monitor answers, one JSON object per line. */

@@ -4,6 +4,7 @@ import { InvalidArgumentError, NotFoundError } from '../../errors.js';
 import type { Parsed } from '../args.js';
 import { parseFormat, resolveJsonFormat } from '../format.js';
 import type { Cli } from '../main.js';
+import type { Engine } from '../../engine/engine.js';
 import { describeError } from '../output.js';
 
 export const spec = {
@@ -15,22 +16,45 @@ export const spec = {
   args: { min: 1 },
 };
 
+export type InspectKind = 'image' | 'container' | 'volume' | 'object';
+
+async function lookup(engine: Engine, kind: Exclude<InspectKind, 'object'>, name: string, size: boolean): Promise<unknown> {
+  if (kind === 'image') return engine.inspect(name);
+  if (kind === 'container') return (await engine.containers()).inspect(name, { size });
+  return (await engine.volumes()).inspect(name);
+}
+
 /**
- * Shared by `image inspect` and `inspect`: prints what was found (an indented JSON array, or
- * one template result per line) and then the errors, as docker does. `object` words missing
- * names as `docker inspect` does ("No such object").
+ * Shared by `image inspect`, `container inspect`, `volume inspect` and `inspect`: prints what
+ * was found (an indented JSON array, or one template result per line) and then the errors,
+ * as docker does. `object` tries containers, then images, then volumes, as `docker inspect`
+ * does, and words a miss "No such object".
  */
-export async function inspectImages(cli: Cli, names: readonly string[], format: string | undefined, object: boolean): Promise<number> {
+export async function inspectObjects(
+  cli: Cli, names: readonly string[], format: string | undefined, kind: InspectKind, size = false,
+): Promise<number> {
   const template = format ? parseFormat(resolveJsonFormat(format)).template : undefined;
   const engine = await cli.engine();
   const found: unknown[] = [];
   const errors: string[] = [];
+  const kinds: Array<Exclude<InspectKind, 'object'>> = kind === 'object' ? ['container', 'image', 'volume'] : [kind];
   for (const name of names) {
     try {
-      found.push(await engine.inspect(name));
+      let value: unknown;
+      let hit = false;
+      for (const k of kinds) {
+        try {
+          value = await lookup(engine, k, name, size);
+          hit = true;
+          break;
+        } catch (err) {
+          if (!(err instanceof NotFoundError) || k === kinds.at(-1)) throw err;
+        }
+      }
+      if (hit) found.push(value);
     } catch (err) {
-      if (err instanceof NotFoundError) errors.push(`Error: No such ${object ? 'object' : 'image'}: ${name}`);
-      else if (err instanceof InvalidArgumentError) errors.push(`Error response from daemon: no such image: ${name}: ${err.message}`);
+      if (err instanceof NotFoundError) errors.push(`Error: No such ${kind}: ${name}`);
+      else if (err instanceof InvalidArgumentError && kind === 'image') errors.push(`Error response from daemon: no such image: ${name}: ${err.message}`);
       else errors.push(describeError(err, cli.command).text);
     }
   }
@@ -42,5 +66,5 @@ export async function inspectImages(cli: Cli, names: readonly string[], format: 
 }
 
 export async function run(cli: Cli, { flags, args }: Parsed): Promise<number> {
-  return inspectImages(cli, args, (flags.format as string | undefined) || undefined, false);
+  return inspectObjects(cli, args, (flags.format as string | undefined) || undefined, 'image');
 }

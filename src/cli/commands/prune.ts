@@ -1,10 +1,8 @@
 /** `strata image prune`. */
-import { createInterface } from 'node:readline';
-
 import type { Parsed } from '../args.js';
 import type { Cli } from '../main.js';
 import { humanSize } from '../units.js';
-import { parseFilters } from './common.js';
+import { confirm, parseFilters } from './common.js';
 
 export const spec = {
   usage: '[OPTIONS]',
@@ -19,21 +17,6 @@ export const spec = {
 
 const WARNING_DANGLING = 'WARNING! This will remove all dangling images.';
 const WARNING_ALL = 'WARNING! This will remove all images without at least one container associated to them.';
-
-/** Asks `[y/N]` on the terminal; only `y`/`Y` confirms (docker's PromptForConfirmation). */
-async function confirm(cli: Cli, warning: string): Promise<boolean> {
-  cli.out(`${warning}\nAre you sure you want to continue? [y/N] `);
-  const rl = createInterface({ input: cli.stdin });
-  try {
-    const line = await new Promise<string>((resolve) => {
-      rl.once('line', resolve);
-      rl.once('close', () => resolve(''));
-    });
-    return line.trim().toLowerCase() === 'y';
-  } finally {
-    rl.close();
-  }
-}
 
 export async function run(cli: Cli, { flags }: Parsed): Promise<number> {
   const filters = parseFilters(flags.filter as string[], '--filter');
