@@ -26,7 +26,8 @@ const allowed: Record<string, string[]> = {
   distribution: [...base, 'native', 'sys', 'archive', 'images'],
   build: [...base, 'sys', 'archive', 'images'],
   runtime: [...base, 'native', 'sys'],
-  engine: [...base, 'native', 'sys', 'archive', 'drivers', 'layers', 'images', 'transfer', 'volumes', 'runtime', 'distribution', 'build'],
+  containers: [...base, 'native', 'sys'],
+  engine: [...base, 'native', 'sys', 'archive', 'drivers', 'layers', 'images', 'transfer', 'volumes', 'runtime', 'distribution', 'build', 'containers'],
   index: [...base, 'engine', 'images', 'layers', 'drivers', 'archive', 'transfer', 'volumes', 'runtime', 'distribution', 'build'],
   // The CLI is a thin shell over the library: it talks to the engine only.
   cli: [...base, 'engine'],

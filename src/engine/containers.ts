@@ -17,6 +17,7 @@
  * Paths: runc's state and bundles live under `/run/strata/<hash of the data root>/` (tmpfs:
  * gone after a reboot, like the containers' processes); everything durable under the root.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
@@ -186,6 +187,24 @@ export class ContainerService {
   /** The ID a reference names (full ID, name or unique prefix). */
   resolve(ref: string): Promise<string> {
     return this.store.resolve(ref);
+  }
+
+  readonly #held = new AsyncLocalStorage<ReadonlySet<string>>();
+
+  /**
+   * Runs `fn` holding the container's lifecycle lock (`containers/<id>/.lifecycle.lock`), so
+   * start, clean-up and removal never interleave across processes: a monitor's exit hook
+   * arriving after a restart must not tear down the new run. Re-entrant within one call chain.
+   */
+  async #locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const held = this.#held.getStore();
+    if (held?.has(id)) return fn();
+    const lock = await FileLock.acquire(path.join(this.store.dir(id), '.lifecycle.lock'), { mode: 'exclusive', wait: true });
+    try {
+      return await this.#held.run(new Set([...(held ?? []), id]), fn);
+    } finally {
+      await lock.release();
+    }
   }
 
   /** The container's runtime state, settling it first if its monitor died. */
@@ -407,6 +426,11 @@ export class ContainerService {
    * a handle whose `wait()` gives the exit code after the output was forwarded.
    */
   async start(ref: string, o: StartOptions = {}): Promise<{ id: string; wait?: () => Promise<number> }> {
+    const id = await this.store.resolve(ref);
+    return this.#locked(id, () => this.#start(id, o));
+  }
+
+  async #start(ref: string, o: StartOptions): Promise<{ id: string; wait?: () => Promise<number> }> {
     const { id, c, hc } = await this.#load(ref);
     const state = await this.#state(id);
     if (state.status === 'running' || state.status === 'paused') return { id };
@@ -522,6 +546,17 @@ export class ContainerService {
    * the monitor runs it through the CLI, attached runs and reconciliation call it directly.
    */
   async cleanup(ref: string, o: { fromReconcile?: boolean } = {}): Promise<void> {
+    let id: string;
+    try {
+      id = await this.store.resolve(ref);
+    } catch (err) {
+      if (err instanceof NotFoundError) return;
+      throw err;
+    }
+    await this.#locked(id, () => this.#cleanup(id, o));
+  }
+
+  async #cleanup(ref: string, o: { fromReconcile?: boolean }): Promise<void> {
     let loaded;
     try {
       loaded = await this.#load(ref);
@@ -616,6 +651,11 @@ export class ContainerService {
   // ---- remove / prune / rename ----------------------------------------------------------
 
   async remove(ref: string, o: { force?: boolean; volumes?: boolean; skipCleanup?: boolean } = {}): Promise<string> {
+    const id = await this.store.resolve(ref);
+    return this.#locked(id, () => this.#remove(id, o));
+  }
+
+  async #remove(ref: string, o: { force?: boolean; volumes?: boolean; skipCleanup?: boolean }): Promise<string> {
     const { id, c } = await this.#load(ref);
     const state = await this.#state(id);
     if (state.status === 'running' || state.status === 'paused') {
@@ -689,7 +729,7 @@ export class ContainerService {
         Names: [c.Name],
         Image: c.Config.Image,
         ImageID: c.Image,
-        Command: [c.Path, ...c.Args].map((a) => (/\s/.test(a) ? `"${a}"` : a)).join(' '),
+        Command: [c.Path, ...c.Args].join(' '),
         Created: Math.floor((parseTime(c.Created) ?? 0) / 1000),
         Ports: running ? portsOf(hc, c) : [],
         Labels: c.Config.Labels ?? {},

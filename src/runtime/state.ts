@@ -240,6 +240,8 @@ export async function waitForExit(containerDir: string, options: WaitOptions = {
     watcher.on('error', () => check());
     const timer = setInterval(() => check(true), 1000);
     options.signal?.addEventListener('abort', onAbort);
+    // An abort during the first read fired before we listened.
+    if (options.signal?.aborted) onAbort();
     // The file may have changed between the first read and the watch starting.
     check();
   });
