@@ -74,6 +74,7 @@ interface Entry {
 
 const TOP: Readonly<Record<string, Entry>> = {
   commit: { load: commit, description: "Create a new image from a container's changes" },
+  cp: { load: () => import('./commands/cp.js'), description: 'Copy files/folders between a container and the local filesystem' },
   create: { load: create, description: 'Create a new container' },
   diff: { load: diff, description: "Inspect changes to files or directories on a container's filesystem" },
   exec: { load: exec, description: 'Run a command in a running container' },
@@ -106,6 +107,7 @@ const GROUPS: Readonly<Record<string, { description: string; commands: Readonly<
     commands: {
       cleanup: { load: () => import('./commands/container-cleanup.js'), description: 'Release what a stopped container held (run by its monitor)' },
       commit: TOP.commit!,
+      cp: TOP.cp!,
       create: TOP.create!,
       diff: TOP.diff!,
       exec: TOP.exec!,

@@ -855,6 +855,48 @@ export class ContainerService {
     });
   }
 
+  /**
+   * `docker cp`: `from` and `to` are `CONTAINER:PATH` or a host path (exactly one of each).
+   * See container-copy.ts for the rules and the symlink safety.
+   */
+  async copy(from: string, to: string, o: { archive?: boolean } = {}): Promise<void> {
+    const split = (arg: string) => {
+      const colon = arg.indexOf(':');
+      // `./a:b` and absolute paths are host paths, as docker's splitCpArg decides.
+      if (colon <= 0 || arg.startsWith('/') || arg.startsWith('.')) return undefined;
+      return { ref: arg.slice(0, colon), path: arg.slice(colon + 1) };
+    };
+    const src = split(from);
+    const dst = split(to);
+    if (src && dst) throw new InvalidArgumentError('copying between containers is not supported');
+    if (!src && !dst) throw new InvalidArgumentError('must specify at least one container source');
+    const side = (src ?? dst)!;
+    if (side.path === '') throw new InvalidArgumentError('filesystem paths must not be empty');
+    const { id, c } = await this.#load(side.ref);
+    const rw = await this.#o.layers.getRWLayer(id);
+    const wasMounted = await rw.isMounted();
+    const rootfs = await rw.mount();
+    const { locate, resolveNoFollow, copyByDockerRules } = await import('./container-copy.js');
+    try {
+      const where = locate(side.path.startsWith('/') ? side.path : `/${c.Config.WorkingDir || ''}/${side.path}`, rootfs, Object.values(c.MountPoints));
+      // A source link is copied as a link; a destination is followed (inside the container).
+      const ctrHost = src ? await resolveNoFollow(where.base, where.rel) : await resolveInRoot(where.base, where.rel);
+      const contentsOnly = (src ? src.path : from).endsWith('/.');
+      const destGivenAsDir = (dst ? dst.path : to).endsWith('/');
+      if (src) {
+        copyByDockerRules(ctrHost, path.resolve(to), { contentsOnly, destGivenAsDir, chownRoot: false, srcLabel: src.path, destLabel: to });
+      } else {
+        if (where.readOnly) throw new InvalidArgumentError(`mounted volume is marked read-only`);
+        copyByDockerRules(path.resolve(from), ctrHost, { contentsOnly, destGivenAsDir, chownRoot: !o.archive, srcLabel: from, destLabel: dst!.path });
+      }
+    } finally {
+      if (!wasMounted) {
+        const s = await this.#state(id);
+        if (s.status !== 'running' && s.status !== 'paused') await rw.unmount();
+      }
+    }
+  }
+
   // ---- exec / logs -----------------------------------------------------------------------
 
   async exec(

@@ -208,3 +208,31 @@ test('volumes: bind (ro), anonymous and named volumes, rm -v keeps named data', 
   assert.ok(!existsSync(join(root, 'volumes', anon.Name)), 'rm -v removed the anonymous volume');
   assert.equal(readFileSync(join(root, 'volumes', 'keepme', '_data', 'f'), 'utf8'), 'kept\n', 'named volume kept');
 });
+
+test('cp: both directions, docker destination rules, container symlinks never reach host files', { skip }, async () => {
+  const work = join(dir, 'cpwork');
+  mkdirSync(work, { recursive: true });
+  await ok(['run', '--network', 'none', '--name', 'cpbox', 'busybox', 'sh', '-c',
+    'ln -s /etc /link && ln -s / /rootlink && echo ctr > /etc/motd && mkdir -p /d/e && echo deep > /d/e/f']);
+  // Out of the container: a link in the path is resolved inside the container's filesystem.
+  await ok(['cp', 'cpbox:/link/motd', join(work, 'motd')]);
+  assert.equal(readFileSync(join(work, 'motd'), 'utf8'), 'ctr\n');
+  await ok(['cp', 'cpbox:/rootlink/etc/motd', join(work, 'motd2')]);
+  assert.equal(readFileSync(join(work, 'motd2'), 'utf8'), 'ctr\n', 'an absolute link restarts at the container root');
+  // A directory into an existing directory lands under its own name; `dir/.` copies contents.
+  await ok(['cp', 'cpbox:/d', work]);
+  assert.equal(readFileSync(join(work, 'd/e/f'), 'utf8'), 'deep\n');
+  mkdirSync(join(work, 'contents'));
+  await ok(['cp', 'cpbox:/d/.', join(work, 'contents')]);
+  assert.equal(readFileSync(join(work, 'contents/e/f'), 'utf8'), 'deep\n');
+  // Into the container: a destination link is followed inside the container, not on the host.
+  writeFileSync(join(work, 'hostfile'), 'from host\n');
+  await ok(['cp', join(work, 'hostfile'), 'cpbox:/link/']);
+  assert.ok(!existsSync('/etc/hostfile'), 'nothing written to the host /etc');
+  const diff = (await ok(['diff', 'cpbox'])).split('\n');
+  assert.ok(diff.includes('A /etc/hostfile'), diff.join(','));
+  const missing = await s(['cp', 'cpbox:/nope', work]);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /Could not find the file \/nope/);
+  await ok(['rm', 'cpbox']);
+});
