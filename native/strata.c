@@ -436,6 +436,47 @@ out:
   return undef;
 }
 
+/* ---------------------------------------------------------------- network namespaces */
+
+struct netns_req {
+  const char *path;
+  int err;
+  const char *failed;
+};
+
+/*
+ * Runs on its own thread: the thread moves into a fresh network namespace and bind-mounts
+ * its /proc/thread-self/ns/net onto `path`, which keeps the namespace alive after the thread
+ * exits (what `ip netns add` does, without a process). The process's namespace is untouched.
+ */
+static void *netns_thread(void *arg) {
+  struct netns_req *r = arg;
+  if (unshare(CLONE_NEWNET) != 0) {
+    r->err = errno;
+    r->failed = "unshare";
+  } else if (mount("/proc/thread-self/ns/net", r->path, "none", MS_BIND, NULL) != 0) {
+    r->err = errno;
+    r->failed = "mount";
+  }
+  return NULL;
+}
+
+static napi_value js_netns_create(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  napi_value undef = get_args(env, info, 1, argv);
+  if (!undef) return NULL;
+  char *path = arg_string(env, argv[0], "path");
+  if (!path) return NULL;
+  struct netns_req r = {path, 0, "pthread_create"};
+  pthread_t th;
+  int rc = pthread_create(&th, NULL, netns_thread, &r);
+  if (rc != 0) r.err = rc;
+  else pthread_join(th, NULL);
+  if (r.err) throw_errno(env, r.err, r.failed, path, NULL);
+  free(path);
+  return undef;
+}
+
 static napi_value js_umount2(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   napi_value undef = get_args(env, info, 2, argv);
@@ -708,6 +749,7 @@ static napi_value init(napi_env env, napi_value exports) {
       !add_fn(env, exports, "llistxattr", js_llistxattr) ||
       !add_fn(env, exports, "lremovexattr", js_lremovexattr) ||
       !add_fn(env, exports, "mount", js_mount) || !add_fn(env, exports, "umount2", js_umount2) ||
+      !add_fn(env, exports, "netnsCreate", js_netns_create) ||
       !add_fn(env, exports, "flock", js_flock) ||
       !add_fn(env, exports, "flockAsync", js_flock_async) ||
       !add_fn(env, exports, "renameat2", js_renameat2) ||

@@ -21,7 +21,9 @@ fi
 # --- system packages ---------------------------------------------------------------------
 PKGS=(
   build-essential g++ make python3          # node-gyp for the native addon
-  docker.io containerd runc                 # the real dockerd the acceptance tests compare with
+  docker.io containerd runc                 # runc runs strata's containers; dockerd is the reference in tests
+  containernetworking-plugins iptables iproute2  # bridge/portmap/loopback CNI plugins for container networks
+  curl                                      # the seeds' `curl 127.0.0.1:<port>` in the demo
   skopeo umoci                              # independent readers of saved archives
   busybox-static                            # base image for the demo and tests
   tar gzip pigz                             # archives (GNU tar for fixtures and the bench baseline)

@@ -27,7 +27,8 @@ const allowed: Record<string, string[]> = {
   build: [...base, 'sys', 'archive', 'images'],
   runtime: [...base, 'native', 'sys'],
   containers: [...base, 'native', 'sys'],
-  engine: [...base, 'native', 'sys', 'archive', 'drivers', 'layers', 'images', 'transfer', 'volumes', 'runtime', 'distribution', 'build', 'containers'],
+  network: [...base, 'native', 'sys'],
+  engine: [...base, 'native', 'sys', 'archive', 'drivers', 'layers', 'images', 'transfer', 'volumes', 'runtime', 'distribution', 'build', 'containers', 'network'],
   index: [...base, 'engine', 'images', 'layers', 'drivers', 'archive', 'transfer', 'volumes', 'runtime', 'distribution', 'build'],
   // The CLI is a thin shell over the library: it talks to the engine only.
   cli: [...base, 'engine'],

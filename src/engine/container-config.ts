@@ -7,13 +7,9 @@ import { InvalidArgumentError } from '../errors.js';
 import type { MountPoint } from '../volumes/mount-spec.js';
 import type { ContainerConfig } from './api-types.js';
 
-/** A `-p` publication, as the container records it. */
-export interface PortBinding {
-  /** `80/tcp`. */
-  containerPort: string;
-  hostIp: string;
-  hostPort: string;
-}
+import type { PortBinding } from '../network/service.js';
+
+export type { PortBinding };
 
 export type NetworkModeName = 'bridge' | 'host' | 'none' | 'default';
 

@@ -18,7 +18,6 @@
  * gone after a reboot, like the containers' processes); everything durable under the root.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -53,6 +52,7 @@ import {
 import { setupInitLayer, writeNetworkFiles } from './container-files.js';
 import { humanDuration } from './units.js';
 import type { ContainerNetworks, NetworkSettings } from './container-network.js';
+import type { NetworkModeName } from '../network/service.js';
 import type { ImageService } from './images.js';
 
 export type { CreateOptions };
@@ -83,6 +83,8 @@ export interface ContainerRecord extends StoredContainer {
 
 export interface ContainerServiceOptions {
   dataRoot: string;
+  /** Where runc's state and the bundles live (see Engine.execRoot). */
+  execRoot: string;
   driver: Driver;
   layers: LayerStore;
   images: ImageService;
@@ -166,10 +168,8 @@ export class ContainerService {
 
   static async open(o: ContainerServiceOptions): Promise<ContainerService> {
     const store = await ContainerStore.open(o.dataRoot);
-    const hash = createHash('sha256').update(o.dataRoot).digest('hex').slice(0, 16);
-    const execRoot = path.join('/run/strata', hash);
-    await mkdir(path.join(execRoot, 'runc'), { recursive: true, mode: 0o700 });
-    return new ContainerService(o, store, execRoot);
+    await mkdir(path.join(o.execRoot, 'runc'), { recursive: true, mode: 0o700 });
+    return new ContainerService(o, store, o.execRoot);
   }
 
   #bundle(id: string): string {
@@ -465,7 +465,7 @@ export class ContainerService {
       networks = await this.#o.networks();
       const mode = hc.NetworkMode === 'default' ? 'bridge' : hc.NetworkMode;
       const attachment = await networks.attach(id, {
-        mode: mode as 'bridge' | 'host' | 'none',
+        mode: mode as NetworkModeName,
         ports: Object.entries(hc.PortBindings ?? {}).flatMap(([port, list]) => list.map((b) => ({ containerPort: port, hostIp: b.HostIp, hostPort: b.HostPort }))),
         hostname: c.Config.Hostname,
       });

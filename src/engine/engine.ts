@@ -13,6 +13,7 @@
  *  4. runs the layer store's crash recovery.
  */
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
@@ -161,8 +162,16 @@ export class Engine {
 
   /** Container networking (bridge, host, none), loaded on first use. */
   networks(): Promise<ContainerNetworks> {
-    this.#networks ??= import('./container-network.js').then(({ NamespaceOnlyNetworks }) => new NamespaceOnlyNetworks());
+    this.#networks ??= import('../network/service.js').then(({ NetworkService }) => NetworkService.open(this.execRoot));
     return this.#networks;
+  }
+
+  /**
+   * `/run/strata/<hash of the data root>`: runc's state, bundles, network namespaces. On
+   * tmpfs, so a reboot clears them together with the processes they describe.
+   */
+  get execRoot(): string {
+    return path.join('/run/strata', createHash('sha256').update(this.dataRoot).digest('hex').slice(0, 16));
   }
 
   /** The container service (`<root>/containers`), opened on first use. */
@@ -170,6 +179,7 @@ export class Engine {
     this.#containers ??= import('./containers.js').then(({ ContainerService: C }) =>
       C.open({
         dataRoot: this.dataRoot,
+        execRoot: this.execRoot,
         driver: this.driver,
         layers: this.layerStore,
         images: this.imageService,

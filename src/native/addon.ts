@@ -38,6 +38,11 @@ export interface NativeAddon {
    */
   mount(source: string, target: string, fstype: string, flags: number, data: string | null, cwd?: string): void;
   umount2(target: string, flags: number): void;
+  /**
+   * A new network namespace, kept alive by a bind mount on the existing file `path` (made on a
+   * helper thread; the process's own namespace is untouched). Undo with umount2 + unlink.
+   */
+  netnsCreate(path: string): void;
   /** flock(2) on an open fd; with LOCK_NB it throws EWOULDBLOCK (code 'EAGAIN') when held. */
   flock(fd: number, operation: number): void;
   /**

@@ -236,3 +236,37 @@ test('cp: both directions, docker destination rules, container symlinks never re
   assert.match(missing.stderr, /Could not find the file \/nope/);
   await ok(['rm', 'cpbox']);
 });
+
+test('network: run -d -p HOST:80 httpd, curl 127.0.0.1, exec/logs/stop/rm; bridge, none and host modes; clean teardown', { skip: skip ?? (existsSync('/usr/lib/cni/bridge') ? undefined : 'CNI plugins missing; run scripts/setup.sh') }, async () => {
+  const www = join(dir, 'www');
+  mkdirSync(www, { recursive: true });
+  writeFileSync(join(www, 'index.html'), '<h1>strata</h1>\n');
+  const port = 18000 + Math.floor(Math.random() * 1000);
+  const id = await ok(['run', '-d', '--name', 'web', '-p', `${port}:80`, '-v', `${www}:/www`, 'busybox', 'httpd', '-f', '-vv', '-p', '80', '-h', '/www']);
+  let body = '';
+  for (let i = 0; i < 50 && body === ''; i++) {
+    body = await fetch(`http://127.0.0.1:${port}/`).then((r) => r.text()).catch(() => '');
+    if (body === '') await sleep(100);
+  }
+  assert.equal(body, '<h1>strata</h1>\n');
+  const net = (await inspect('web')).NetworkSettings;
+  assert.match(net.IPAddress, /^172\.30\.\d+\.\d+$/);
+  assert.deepEqual(net.Ports, { '80/tcp': [{ HostIp: '0.0.0.0', HostPort: String(port) }] });
+  assert.match(await ok(['ps', '--format', '{{.Ports}}']), new RegExp(`0\\.0\\.0\\.0:${port}->80/tcp`));
+  assert.match(await ok(['exec', 'web', 'ip', 'addr', 'show', 'eth0']), /inet 172\.30\./);
+  // Containers on the bridge reach each other.
+  const fetched = await ok(['run', '--rm', 'busybox', 'wget', '-qO-', `http://${net.IPAddress}/`]);
+  assert.equal(fetched, '<h1>strata</h1>');
+  assert.match((await strata(['logs', 'web'], o())).stderr, /url:\/\n.*response:200/);
+  // none: only lo; host: the host's interfaces.
+  assert.doesNotMatch(await ok(['run', '--rm', '--network', 'none', 'busybox', 'ip', 'link']), /eth0/);
+  const hostLinks = (await run('ip', ['-o', 'link'])).stdout.trim().split('\n').length;
+  const ctrLinks = (await ok(['run', '--rm', '--network', 'host', 'busybox', 'ip', '-o', 'link'])).split('\n').length;
+  assert.equal(ctrLinks, hostLinks, 'host network namespace shared');
+  await ok(['stop', 'web']);
+  await ok(['rm', 'web']);
+  const nat = (await run('iptables', ['-t', 'nat', '-S'])).stdout;
+  assert.ok(!nat.includes(`--dport ${port}`), 'port forward removed');
+  assert.ok(!nat.includes(id), 'no rule names the container');
+  assert.deepEqual(mountsUnder('/run/strata').filter((m) => m.includes(id)), [], 'netns unmounted');
+});
