@@ -14,20 +14,10 @@
 //   tar -xf     : GNU tar extracting every layer tar into its own fresh dir (the floor for an unpack)
 //   save        : strata save vs docker save of the loaded image
 // Targets: cold load of large <= 0.5x docker, load of many <= 0.2x docker, save <= 0.25x docker.
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-const repo = fileURLToPath(new URL('..', import.meta.url));
-const helpers = join(repo, 'dist', 'test', 'helpers');
-if (!existsSync(join(helpers, 'fixtures.js'))) {
-  console.error('bench: build first (npm run build)');
-  process.exit(2);
-}
-const fx = await import(join(helpers, 'fixtures.js'));
-const dk = await import(join(helpers, 'docker.js'));
-const cli = await import(join(helpers, 'strata-cli.js'));
+import { benchDir, cached as cachedImage, cli, dk, fx, largeImage, measure, ratio } from './lib.js';
 
 // ------------------------------------------------------------------------------------------ args
 const args = process.argv.slice(2);
@@ -42,43 +32,11 @@ for (let i = 0; i < args.length; i++) {
     process.exit(2);
   }
 }
-const benchDir = process.env.STRATA_BENCH_DIR ?? '/tmp/strata-bench';
-mkdirSync(benchDir, { recursive: true });
-
-// ------------------------------------------------------------------------------------------ images
 const GEN_VERSION = 2;
-function cached(name, make) {
-  const dir = join(benchDir, 'images', name);
-  const meta = join(dir, 'meta.json');
-  if (existsSync(meta)) {
-    const m = JSON.parse(readFileSync(meta, 'utf8'));
-    if (m.version === GEN_VERSION && existsSync(m.file) && m.layerFiles.every((f) => existsSync(f))) return m;
-  }
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  const t = Date.now();
-  process.stderr.write(`generating ${name} image in ${dir} ... `);
-  const m = { version: GEN_VERSION, ...make(dir) };
-  writeFileSync(meta, JSON.stringify(m, null, 2));
-  process.stderr.write(`${((Date.now() - t) / 1000).toFixed(1)} s\n`);
-  return m;
-}
+const cached = (name, make) => cachedImage(name, GEN_VERSION, make);
 
 const images = [];
-if (!opt.only || opt.only === 'large') {
-  images.push(cached(opt.quick ? 'large-quick' : 'large', (dir) => {
-    const file = join(dir, 'image.tar');
-    const layers = 5;
-    const img = fx.writeBigImage(file, {
-      layers, filesPerLayer: opt.quick ? 1000 : 4200, bytesPerLayer: opt.quick ? 20 << 20 : 105 << 20,
-      seed: 2024, tag: 'bench:large', work: join(dir, 'layers'),
-    });
-    return {
-      name: 'large', file, id: img.id, tag: 'bench:large', layers, bytes: img.totalBytes, files: img.totalFiles,
-      layerFiles: img.layers.map((l) => l.file),
-    };
-  }));
-}
+if (!opt.only || opt.only === 'large') images.push(largeImage(opt.quick));
 if (!opt.only || opt.only === 'many') {
   images.push(cached(opt.quick ? 'many-quick' : 'many', (dir) => {
     const count = opt.quick ? 30 : 100;
@@ -96,42 +54,8 @@ if (!opt.only || opt.only === 'many') {
   }));
 }
 
-// ------------------------------------------------------------------------------------------ helpers
-let dropWarned = false;
-function dropCaches() {
-  const r = spawnSync('sh', ['-c', 'sync; echo 3 > /proc/sys/vm/drop_caches'], { stdio: 'ignore' });
-  if (r.status !== 0 && !dropWarned) {
-    dropWarned = true;
-    console.error('bench: could not drop the page cache (needs root); figures are warm-cache');
-  }
-}
-
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
-
-async function timed(fn) {
-  const t = process.hrtime.bigint();
-  const r = await fn();
-  const s = Number(process.hrtime.bigint() - t) / 1e9;
-  if (r && r.code !== 0) throw new Error(`command failed (${r.code}): ${r.stderr}`);
-  return s;
-}
-
 function dirRemove(p) {
   cli.removeTree(p);
-}
-
-async function measure(label, runs, prepare, op) {
-  const xs = [];
-  for (let i = 0; i < runs; i++) {
-    await prepare(i);
-    dropCaches();
-    xs.push(await timed(op));
-    process.stderr.write(`  ${label} run ${i + 1}: ${xs.at(-1).toFixed(2)} s\n`);
-  }
-  return median(xs);
 }
 
 // ------------------------------------------------------------------------------------------ run
@@ -190,8 +114,7 @@ try {
 
 // ------------------------------------------------------------------------------------------ report
 const targets = { large: { load: 0.5, save: 0.25 }, many: { load: 0.2, save: 0.25 } };
-const f2 = (x) => (x === undefined ? '-' : x.toFixed(2));
-const ratio = (a, b) => (a === undefined || b === undefined ? '-' : (a / b).toFixed(2) + 'x');
+const f2 = (x) => (x === undefined ? '-' : x.toFixed(2)); // seconds, as the load/save table has always shown them
 const lines = [];
 lines.push(`strata load/save benchmark — median of ${opt.runs} runs, page cache dropped before each${dropWarned ? ' (FAILED: warm cache)' : ''}`);
 lines.push(`host: ${process.arch}, node ${process.version}, ${new Date().toISOString()}${opt.quick ? ', QUICK sizes' : ''}`);

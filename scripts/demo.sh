@@ -4,6 +4,10 @@
 # layout the way Docker users do (imagedb → diff_ids → layerdb/<chainID> → cache-id →
 # overlay2/<cache-id>/diff), then save it and load the saved archive back.
 #
+# Then the seeds' copy-on-write facts and seed 000's volume scenario: bind mounts, anonymous
+# and named volumes, sharing, volume containers, a data-packed volume container, each
+# `curl 127.0.0.1:<published port>` answered by a busybox httpd playing nginx.
+#
 # Uses $STRATA_ROOT as the data root when set (kept afterwards); otherwise a temp root that is
 # removed at the end. Needs root for overlay2 (the vfs driver works anywhere).
 set -euo pipefail
@@ -26,7 +30,12 @@ fi
 export STRATA_ROOT=$root
 
 cleanup() {
+  # containers first (their processes, network namespaces and port forwards), then
   # unmount anything left under our directories (deepest first), then remove them
+  if [ "$keep_root" = 0 ] && [ -d "$root" ]; then
+    ids=$(node "$repo/bin/strata.js" ps -aq 2>/dev/null || true)
+    [ -n "$ids" ] && node "$repo/bin/strata.js" rm -f $ids >/dev/null 2>&1 || true
+  fi
   for d in "$work" $([ "$keep_root" = 0 ] && echo "$root"); do
     if [ -d "$d" ]; then
       awk -v d="$d" '$5 == d || index($5, d "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r |
@@ -124,15 +133,83 @@ fi
 run strata system df
 run strata info
 
-say "6. Containers and volumes"
-# ------------------------------------------------------------------------------------------
-# PLACEHOLDER — the seeds' volume scenario needs containers and volumes (later issues):
-#   strata volume create data
-#   strata run --rm -v data:/data busybox:latest sh -c 'echo hello > /data/hi'
-#   strata run --rm -v data:/data busybox:latest cat /data/hi
-#   strata volume inspect data   # Mountpoint: $STRATA_ROOT/volumes/data/_data
-# ------------------------------------------------------------------------------------------
-echo "(not yet: containers and volumes arrive in later issues)"
+say "6. The seeds' copy-on-write facts: a container layer on top of the image layers"
+run strata run -d --name cow busybox sleep 600
+run strata exec cow sh -c 'echo new > /newfile; echo more >> /etc/group; rm /bin/zcat'
+run strata diff cow
+upper=$(strata inspect -f '{{.GraphDriver.Data.UpperDir}}' cow)
+echo "the container's own layer (UpperDir) holds only what it changed:"
+run ls -la "$upper" "$upper/bin"
+run strata rm -f cow
+
+say "7. The seeds' volume scenario (seed 000): httpd from busybox plays nginx"
+html=/usr/share/nginx/html
+# "nginx:latest": busybox httpd serving a default page from the image.
+run strata run --network none --name mk-nginx busybox sh -c "mkdir -p $html && echo 'Welcome to nginx!' > $html/index.html"
+run strata commit -c "CMD [\"httpd\",\"-f\",\"-p\",\"80\",\"-h\",\"$html\"]" -c 'EXPOSE 80' mk-nginx nginx:latest
+run strata rm mk-nginx
+port() { echo $((20000 + RANDOM % 20000)); }
+get() { # the seeds' curl, retried while httpd starts
+  local i
+  for i in $(seq 1 50); do curl -s -m 2 "http://127.0.0.1:$1" && return 0; sleep 0.1; done
+  echo "demo: nothing answers on 127.0.0.1:$1" >&2; return 1
+}
+
+echo "--- bind mount: the host directory replaces the image's"
+mkdir -p "$work/html" && echo hello > "$work/html/index.html"
+p1=$(port)
+run strata run --name cynginx -d -p "$p1:80" -v "$work/html:$html" nginx:latest
+run get "$p1"
+echo 'hello huayu' > "$work/html/index.html"
+run get "$p1"
+run strata stop cynginx
+run strata rm cynginx
+run cat "$work/html/index.html"
+echo "--- :ro"
+run strata run --name cynginx1 -d -p "$(port):80" -v "$work/html:$html:ro" nginx:latest
+strata exec cynginx1 sh -c "echo huayu123 > $html/index.html" || true
+run strata rm -f cynginx1
+
+echo "--- docker-managed (anonymous) volume, prepopulated from the image"
+p2=$(port)
+run strata run --name cynginx2 -d -p "$p2:80" -v "$html/" nginx:latest
+run strata inspect -f '{{json .Mounts}}' cynginx2
+src=$(strata inspect -f '{{(index .Mounts 0).Source}}' cynginx2)
+run ls -l "$src"
+echo huayu1234 > "$src/index.html"
+run get "$p2"
+
+echo "--- named volume"
+run strata volume create cyhuayu
+run strata volume ls
+p3=$(port)
+run strata run --name cynginx3 -d -p "$p3:80" -v cyhuayu:$html/ nginx:latest
+run get "$p3"
+run strata volume inspect cyhuayu
+
+echo "--- one host directory shared by three containers"
+for i in 1 2 3; do pp[$i]=$(port); run strata run --name apache$i -d -p "${pp[$i]}:80" -v "$work/html:$html/" nginx:latest; done
+for i in 1 2 3; do run get "${pp[$i]}"; done
+
+echo "--- a volume container (created, never started) and --volumes-from"
+run strata create --name cy_data -v "$work/html:$html" busybox
+for i in 4 5 6; do pp[$i]=$(port); run strata run --name vf$i -d -p "${pp[$i]}:80" --volumes-from cy_data nginx:latest; done
+echo 'welcome to huayuedu' > "$work/html/index.html"
+for i in 4 5 6; do run get "${pp[$i]}"; done
+
+echo "--- a data-packed volume container: image data + VOLUME"
+run strata run --network none --name packer busybox sh -c "mkdir -p $html && echo packed huayu > $html/index.html"
+run strata commit -c "VOLUME $html" packer cy_hy
+run strata create --name cy_data123 cy_hy
+p7=$(port)
+run strata run --name cynginx7 -d -p "$p7:80" --volumes-from cy_data123 nginx:latest
+run get "$p7"
+
+echo "--- rm -v: anonymous volumes go, named ones stay"
+run strata rm -f -v cynginx2 cynginx3
+run strata volume ls
+run strata ps -a
+run strata rm -f apache1 apache2 apache3 vf4 vf5 vf6 cynginx7 cy_data cy_data123 packer
 
 say "done"
 if [ "$keep_root" = 1 ]; then echo "data root kept at $root"; fi

@@ -67,6 +67,11 @@ const commit = () => import('./commands/commit.js');
 const exportCmd = () => import('./commands/export.js');
 const rename = () => import('./commands/rename.js');
 
+/** One of the `volume` subcommands, which share a module. */
+function volumeCommand(name: 'create' | 'ls' | 'inspect' | 'rm' | 'prune' | 'restore' | 'trash'): Loader {
+  return async () => (await import('./commands/volume.js'))[name];
+}
+
 interface Entry {
   load: Loader;
   description: string;
@@ -139,6 +144,19 @@ const GROUPS: Readonly<Record<string, { description: string; commands: Readonly<
       rm: { load: rmi, description: 'Remove one or more images' },
       save: TOP.save!,
       tag: TOP.tag!,
+    },
+    aliases: { list: 'ls', remove: 'rm' },
+  },
+  volume: {
+    description: 'Manage volumes',
+    commands: {
+      create: { load: volumeCommand('create'), description: 'Create a volume' },
+      inspect: { load: volumeCommand('inspect'), description: 'Display detailed information on one or more volumes' },
+      ls: { load: volumeCommand('ls'), description: 'List volumes' },
+      prune: { load: volumeCommand('prune'), description: 'Remove unused local volumes' },
+      restore: { load: volumeCommand('restore'), description: 'Restore removed volumes from the trash' },
+      rm: { load: volumeCommand('rm'), description: 'Remove one or more volumes' },
+      trash: { load: volumeCommand('trash'), description: 'List removed volumes that can still be restored' },
     },
     aliases: { list: 'ls', remove: 'rm' },
   },

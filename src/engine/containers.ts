@@ -279,7 +279,7 @@ export class ContainerService {
       const rw = await this.#o.layers.createRWLayer(id, image.topLayer, { init: setupInitLayer });
       undo.push(() => this.#o.layers.removeRWLayer(id));
       const mountPoints = await this.#createMountPoints(id, config, parsed, fromSources, undo);
-      if (config.WorkingDir && config.WorkingDir !== '/') await this.#makeWorkdir(rw, config.WorkingDir);
+      await this.#prepareRootfs(rw, config.WorkingDir, mountPoints);
 
       const argv = [...(config.Entrypoint ?? []), ...(config.Cmd ?? [])];
       const record: ContainerRecord = {
@@ -408,12 +408,22 @@ export class ContainerService {
     return points;
   }
 
-  /** Creates WORKDIR in the container's layer (Docker does at create; it shows in `diff`). */
-  async #makeWorkdir(rw: RWLayer, workdir: string): Promise<void> {
+  /**
+   * What Docker does with the new rootfs at create: WORKDIR made in the container's layer
+   * (it shows in `diff`), and every volume that wants it (no `nocopy`, not from
+   * `--volumes-from`) filled with the image's content at its destination, if empty. So a
+   * created-only volume container already holds its image's data.
+   */
+  async #prepareRootfs(rw: RWLayer, workdir: string, mountPoints: Record<string, StoredMountPoint>): Promise<void> {
+    const populate = Object.values(mountPoints).filter((m) => m.Type === 'volume' && m.CopyData);
+    if ((!workdir || workdir === '/') && populate.length === 0) return;
     const root = await rw.mount();
     try {
-      const target = await resolveInRoot(root, workdir);
-      await mkdir(target, { recursive: true, mode: 0o755 });
+      if (workdir && workdir !== '/') await mkdir(await resolveInRoot(root, workdir), { recursive: true, mode: 0o755 });
+      if (populate.length > 0) {
+        const v = await this.#o.volumes();
+        for (const mp of populate) await v.prepopulate(mp.Name, await resolveInRoot(root, mp.Destination));
+      }
     } finally {
       await rw.unmount();
     }
@@ -447,10 +457,6 @@ export class ContainerService {
           const v = await this.#o.volumes();
           const source = await v.mount(mp.Name, id);
           mountedVolumes.push(mp.Name);
-          if (mp.CopyData) {
-            const inRoot = await resolveInRoot(rootfs, mp.Destination);
-            await v.prepopulate(mp.Name, inRoot);
-          }
           mounts.push({ source, destination: mp.Destination, readonly: !mp.RW });
         } else if (mp.Type === 'bind') {
           if (mp.CreateHostPath) await mkdir(mp.Source, { recursive: true, mode: 0o755 });

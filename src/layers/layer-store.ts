@@ -40,7 +40,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 
-import { unpackLayer, type UnpackResult } from '../archive/layer.js';
+import type { UnpackResult } from '../archive/layer.js';
 import { chainIds, digestHex, isDigest, isHex64, sha256, type Digest } from '../digest.js';
 import type { Driver } from '../drivers/driver.js';
 import {
@@ -56,9 +56,8 @@ import { ensureDir, exists, readOptional, readdirOptional, removeAll } from '../
 import { isValidLayerDirId, randomId } from '../sys/ids.js';
 import { isLockHeld } from '../sys/lock.js';
 import { StoreLock } from './store-lock.js';
-import { applyLayer, openFileRange, type FileRange } from './apply-layer.js';
-import { UnpackPool } from './unpack-pool.js';
-import { TarStreamPool } from './tar-stream-pool.js';
+import type { FileRange } from './apply-layer.js';
+import type { TarStreamPool } from './tar-stream-pool.js';
 import {
   createRWLayer, getRWLayer, readRWLayerInfo, removeRWLayer,
   type CreateRWLayerOptions, type RWLayer, type RWLayerContext, type RWLayerInfo,
@@ -253,6 +252,9 @@ export class LayerStore {
       const tarSplit = staged.ws.createWriteStream(F.tarSplit);
       let result: UnpackResult;
       try {
+        // Loaded on demand (as the pools below): commands that never apply or rebuild a
+        // layer tar (run, diff, rm...) skip the archive code's start-up cost.
+        const { unpackLayer } = await import('../archive/layer.js');
         result = await unpackLayer(input, {
           target: this.driver.layerDir(staged.cacheId),
           whiteouts: this.driver.capabilities.whiteouts,
@@ -368,7 +370,8 @@ export class LayerStore {
     const parallel = whiteouts === 'overlay';
     const concurrency = parallel ? Math.max(1, Math.min(options.concurrency ?? DEFAULT_CONCURRENCY, staged.length)) : 1;
     // One at a time runs here: a worker would only add its start-up and a copy of the input.
-    const pool = concurrency > 1 ? new UnpackPool(concurrency) : undefined;
+    const pool = concurrency > 1 ? new (await import('./unpack-pool.js')).UnpackPool(concurrency) : undefined;
+    const { applyLayer, openFileRange } = await import('./apply-layer.js');
     const abort = new AbortController();
 
     const applyOne = async (j: number): Promise<void> => {
@@ -731,7 +734,7 @@ export class LayerStore {
     if (!info) throw layerDoesNotExist();
     // Rebuilt on a worker thread (reads, sha256 and tar-split parsing off the main thread);
     // the sha256 covers every byte, so per-file CRCs would only repeat it.
-    this.#tarStreams ??= new TarStreamPool(Math.min(2, os.availableParallelism()));
+    this.#tarStreams ??= new (await import('./tar-stream-pool.js')).TarStreamPool(Math.min(2, os.availableParallelism()));
     return this.#tarStreams.open(path.join(this.#dir(chainId), F.tarSplit), this.driver.layerDir(info.cacheId), (actual) =>
       actual === info.diffId
         ? undefined

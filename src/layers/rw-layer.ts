@@ -16,8 +16,7 @@ import { lstat, open, rename } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 
-import { overlayChanges, treeChanges, type Change } from '../archive/changes.js';
-import { tarOverlayUpper, tarTreeDiff } from '../archive/layer.js';
+import type { Change } from '../archive/changes.js';
 import { isDigest, type Digest } from '../digest.js';
 import type { Driver, Usage } from '../drivers/driver.js';
 import { ConflictError, InvalidArgumentError, NotFoundError, isErrno } from '../errors.js';
@@ -128,6 +127,7 @@ export class RWLayer {
    */
   async changes(): Promise<Change[]> {
     const { driver } = this.#ctx;
+    const { overlayChanges, treeChanges } = await import('../archive/changes.js');
     if (driver.capabilities.layerDirIsDiff) {
       const meta = await driver.metadata(this.info.mountId);
       const lowers = meta.LowerDir ? meta.LowerDir.split(':') : [];
@@ -143,6 +143,7 @@ export class RWLayer {
    */
   async tarStream(): Promise<Readable> {
     const { driver } = this.#ctx;
+    const { tarOverlayUpper, tarTreeDiff } = await import('../archive/layer.js');
     if (driver.capabilities.layerDirIsDiff && driver.capabilities.nativeDiff) return tarOverlayUpper(this.layerDir);
     if (!driver.capabilities.layerDirIsDiff) {
       const base = this.#base() ?? (this.info.parent ? await this.#ctx.cacheIdOf(this.info.parent) : undefined);

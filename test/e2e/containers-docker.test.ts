@@ -81,11 +81,19 @@ test('inspect Mounts: same keys, types and values (ids and data roots aside)', {
   const mine = JSON.parse(await ok(['inspect', '-f', '{{json .Mounts}}', 'mounts']));
   const theirs = JSON.parse((await docker.ok(['inspect', '-f', '{{json .Mounts}}', 'mounts'])).stdout);
   assert.deepEqual(normalize(mine, root), normalize(theirs, docker.dataRoot));
-  // Volumes as `volume inspect` shows them, for the named one.
-  const v1 = JSON.parse(await ok(['volume', 'inspect', 'named1']).catch(() => '[]'));
-  if (v1.length > 0) {
-    const d1 = JSON.parse((await docker.ok(['volume', 'inspect', 'named1'])).stdout);
-    assert.deepEqual(Object.keys(v1[0]).sort(), Object.keys(d1[0]).sort());
+  // `volume inspect` of a volume made by a mount and of ones made by `volume create`.
+  await ok(['volume', 'create', 'made']);
+  await docker.ok(['volume', 'create', 'made']);
+  await ok(['volume', 'create', '--label', 'a=b', '-o', 'type=tmpfs', '-o', 'device=tmpfs', '-o', 'o=size=1m', 'withopts']);
+  await docker.ok(['volume', 'create', '--label', 'a=b', '-o', 'type=tmpfs', '-o', 'device=tmpfs', '-o', 'o=size=1m', 'withopts']);
+  for (const name of ['named1', 'made', 'withopts']) {
+    const [mine] = JSON.parse(await ok(['volume', 'inspect', name]));
+    const [theirs] = JSON.parse((await docker.ok(['volume', 'inspect', name])).stdout);
+    for (const v of [mine, theirs]) {
+      v.CreatedAt = '<time>';
+      v.Mountpoint = v.Mountpoint.replace(root, '<root>').replace(docker.dataRoot, '<root>');
+    }
+    assert.deepEqual(mine, theirs, name);
   }
 });
 
