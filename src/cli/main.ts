@@ -78,6 +78,7 @@ interface Entry {
 }
 
 const TOP: Readonly<Record<string, Entry>> = {
+  build: { load: () => import('./commands/build.js'), description: 'Build an image from a Dockerfile' },
   commit: { load: commit, description: "Create a new image from a container's changes" },
   cp: { load: () => import('./commands/cp.js'), description: 'Copy files/folders between a container and the local filesystem' },
   create: { load: create, description: 'Create a new container' },
@@ -135,6 +136,7 @@ const GROUPS: Readonly<Record<string, { description: string; commands: Readonly<
   image: {
     description: 'Manage images',
     commands: {
+      build: TOP.build!,
       history: TOP.history!,
       import: TOP.import!,
       inspect: { load: inspect, description: 'Display detailed information on one or more images' },

@@ -255,6 +255,21 @@ export class Engine {
     return this.imageService.prune(options);
   }
 
+  /**
+   * `docker build` (the classic builder): see engine/build.ts. Progress goes to
+   * `request.hooks.stdout`, lines as Docker prints them.
+   */
+  async build(request: Omit<import('./build.js').BuildRequest, 'tmpDir'>): Promise<import('../build/builder.js').BuildResult & { contextBytes: number }> {
+    const { EngineBuildExecutor, runBuild } = await import('./build.js');
+    const executor = new EngineBuildExecutor({ images: this.imageService, imageStore: this.imageStore, layers: this.layerStore, execRoot: this.execRoot });
+    const tmp = await this.tempDir();
+    try {
+      return await runBuild(executor, { ...request, tmpDir: tmp.path });
+    } finally {
+      await tmp.remove();
+    }
+  }
+
   /** `docker info` data. */
   async info(): Promise<SystemInfo> {
     const host = await hostInfo();

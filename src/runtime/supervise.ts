@@ -10,15 +10,14 @@
  * (the container's status) drain the pipes, record "exited", remove any runc state left.
  */
 import { type ChildProcess } from 'node:child_process';
-import { closeSync, constants as fsConstants, existsSync, openSync, unlinkSync, watch, type FSWatcher } from 'node:fs';
+import { closeSync, existsSync, watch, type FSWatcher } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 
 import { StrataError } from '../errors.js';
-import { native } from '../native/addon.js';
 import { FileLock } from '../sys/lock.js';
+import { makePipe, type Pipe } from '../sys/pipe.js';
 import { JsonLogWriter, formatTimestamp, nowNs, type LogStream } from './logs.js';
 import type { MonitorMessage, MonitorRequest } from './monitor.js';
 import { Runc, runcErrorMessages, signalNumber, startFailureExitCode } from './runc.js';
@@ -56,30 +55,6 @@ export async function supervise(request: MonitorRequest, io: SuperviseIo): Promi
         () => undefined,
       );
     }
-  }
-}
-
-interface Pipe {
-  read: number;
-  write: number;
-}
-
-/**
- * A real pipe, made from a FIFO that is unlinked at once (Node has no pipe(2); its own stdio
- * pipes are socketpairs, and a program cannot reopen /dev/stdout when that is a socket).
- */
-function makePipe(dir: string): Pipe {
-  const c = native().constants;
-  const p = path.join(dir, `.fifo-${randomBytes(6).toString('hex')}`);
-  native().mknod(p, c.S_IFIFO | 0o600, 0, 0);
-  try {
-    // Opening the read end non-blocking first is what lets the write end open without a
-    // reader-side wait; libuv wants a non-blocking fd for the read end anyway.
-    const read = openSync(p, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
-    const write = openSync(p, fsConstants.O_WRONLY);
-    return { read, write };
-  } finally {
-    unlinkSync(p);
   }
 }
 
