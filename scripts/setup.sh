@@ -25,6 +25,7 @@ PKGS=(
   containernetworking-plugins iptables iproute2  # bridge/portmap/loopback CNI plugins for container networks
   curl                                      # the seeds' `curl 127.0.0.1:<port>` in the demo
   skopeo umoci                              # independent readers of saved archives
+  docker-registry apache2-utils             # a real registry on loopback (htpasswd for basic auth) for pull/push tests
   busybox-static                            # base image for the demo and tests
   tar gzip pigz                             # archives (GNU tar for fixtures and the bench baseline)
   kmod util-linux e2fsprogs btrfs-progs     # modprobe overlay, mount/umount, filesystems for driver tests

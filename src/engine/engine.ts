@@ -270,6 +270,16 @@ export class Engine {
     }
   }
 
+  #distribution: Promise<import('./distribution.js').DistributionService> | undefined;
+
+  /** pull/push/login/logout (see engine/distribution.ts), loaded on first use. */
+  distribution(): Promise<import('./distribution.js').DistributionService> {
+    this.#distribution ??= import('./distribution.js').then(({ DistributionService }) => new DistributionService({
+      images: this.imageService, imageStore: this.imageStore, refs: this.referenceStore, layers: this.layerStore, imageRoot: this.imageRoot,
+    }));
+    return this.#distribution;
+  }
+
   /** `docker info` data. */
   async info(): Promise<SystemInfo> {
     const host = await hostInfo();

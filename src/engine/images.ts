@@ -285,6 +285,15 @@ export class ImageService {
     return result;
   }
 
+  /**
+   * Runs `fn` (which registers layers and stores an image that keeps them) so that no
+   * concurrent prune removes the new layers before the image holds them, and collects what
+   * it registered if it fails (pull uses it).
+   */
+  withGcGuard<T>(fn: () => Promise<T>): Promise<T> {
+    return this.#creating(fn);
+  }
+
   /** Removes the layers no image keeps; returns their chainIDs, top first. */
   async #collect(): Promise<Digest[]> {
     const lock = await FileLock.acquire(this.#gcLock, { mode: 'exclusive' });
