@@ -73,7 +73,7 @@ async function sortedNames(dir: string): Promise<string[]> {
 }
 
 /** Where a path stands in a stack of overlay lower dirs (top first). */
-class LowerStack {
+export class LowerStack {
   readonly #lowers: readonly string[];
 
   constructor(lowers: readonly string[]) {

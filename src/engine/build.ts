@@ -27,7 +27,7 @@ import { Runc, runcErrorMessages } from '../runtime/runc.js';
 import { buildSpec } from '../runtime/spec.js';
 import { randomId } from '../sys/ids.js';
 import { makePipe } from '../sys/pipe.js';
-import { setupInitLayer } from './container-files.js';
+import { INIT_LAYER_DIRS, setupInitLayer } from './container-files.js';
 import type { ImageService } from './images.js';
 
 interface BuildWorkspace extends Workspace {
@@ -90,7 +90,7 @@ export class EngineBuildExecutor implements BuildExecutor {
 
   async open(imageId: string): Promise<Workspace> {
     const parentLayer = await this.#topLayer(imageId);
-    const layer = await this.#o.layers.createRWLayer(`build-${randomId()}`, parentLayer, { init: setupInitLayer });
+    const layer = await this.#o.layers.createRWLayer(`build-${randomId()}`, parentLayer, { init: setupInitLayer, initDirs: INIT_LAYER_DIRS });
     const rootfs = await layer.mount();
     const ws: BuildWorkspace = { rootfs, layer, imageId, ...(parentLayer ? { parentLayer } : {}) };
     return ws;

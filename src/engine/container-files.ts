@@ -22,6 +22,9 @@ const INIT_ENTRIES: ReadonlyArray<[string, 'dir' | 'file' | { symlink: string }]
   ['/etc/mtab', { symlink: '/proc/mounts' }],
 ];
 
+/** The directories setupInitLayer creates entries in (copied up before it runs; see RWLayer). */
+export const INIT_LAYER_DIRS: readonly string[] = ['/dev/pts', '/dev/shm', '/proc', '/sys', '/etc'];
+
 async function missing(p: string): Promise<boolean> {
   try {
     await lstat(p);

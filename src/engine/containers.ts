@@ -49,7 +49,7 @@ import { nowRfc3339Nano, ZERO_TIME, type ContainerConfig } from './api-types.js'
 import {
   hostConfigFor, mergeContainerConfig, type CreateOptions, type HostConfig, type StoredMountPoint,
 } from './container-config.js';
-import { setupInitLayer, writeNetworkFiles } from './container-files.js';
+import { INIT_LAYER_DIRS, setupInitLayer, writeNetworkFiles } from './container-files.js';
 import { humanDuration } from './units.js';
 import type { ContainerNetworks, NetworkSettings } from './container-network.js';
 import type { NetworkModeName } from '../network/service.js';
@@ -276,7 +276,7 @@ export class ContainerService {
       }
       undo.push(() => this.store.releaseName(finalName!, id));
 
-      const rw = await this.#o.layers.createRWLayer(id, image.topLayer, { init: setupInitLayer });
+      const rw = await this.#o.layers.createRWLayer(id, image.topLayer, { init: setupInitLayer, initDirs: INIT_LAYER_DIRS });
       undo.push(() => this.#o.layers.removeRWLayer(id));
       const mountPoints = await this.#createMountPoints(id, config, parsed, fromSources, undo);
       await this.#prepareRootfs(rw, config.WorkingDir, mountPoints);
@@ -512,7 +512,7 @@ export class ContainerService {
       c.HostnamePath = files.hostname;
       c.HostsPath = files.hosts;
       c.ResolvConfPath = files.resolvConf;
-      c.NetworkSettings = await networks.inspect(id);
+      c.NetworkSettings = mode === 'bridge' ? await networks.inspect(id) : networks.emptySettings(mode);
       await this.store.write(c);
 
       const request = { id, bundle, containerDir: dir, runtimeRoot: this.runc.root, onExit: [...this.#o.cliArgv, 'container', 'cleanup', id] };

@@ -12,7 +12,7 @@
  * that nothing names while its owner is alive, and reaps those a crash orphaned. The record
  * keeps `parent` from garbage collection.
  */
-import { lstat, open, rename } from 'node:fs/promises';
+import { lstat, mkdir, open, rename } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 
@@ -24,6 +24,7 @@ import { WriteSet, syncDirectory } from '../sys/atomic.js';
 import { readOptional, removeAll } from '../sys/fs.js';
 import { randomId, isValidLayerDirId } from '../sys/ids.js';
 import { mountAll, mountsUnder, unmount } from '../sys/mount.js';
+import { native } from '../native/addon.js';
 
 export interface RWLayerInfo {
   /** The owner's name for it (`layerdb/mounts/<name>`). */
@@ -38,10 +39,17 @@ export interface RWLayerInfo {
 
 export interface CreateRWLayerOptions {
   /**
-   * Fills the init snapshot, mounted read-write at `root` (Docker's init layer). Without it
-   * no init snapshot is made and the writable one sits directly on the parent (a build step).
+   * Fills the init snapshot (Docker's init layer) seen at `root`. Without it no init snapshot
+   * is made and the writable one sits directly on the parent (a build step).
    */
   init?: (root: string) => Promise<void>;
+  /**
+   * The directories `init` creates entries in (`/etc`, `/dev`…). When given, and the driver's
+   * layer dir holds only the snapshot's own changes (overlay2), no mount is made: those
+   * directories are copied up from the parent layers (as the kernel would on first write)
+   * and `init` writes into the layer dir directly. It must then only create entries.
+   */
+  initDirs?: readonly string[];
 }
 
 /** What an RW layer needs of the store that owns it. */
@@ -243,12 +251,21 @@ export async function createRWLayer(
     let below = parentCacheId;
     if (info.initId) {
       await ctx.driver.prepare(info.initId, parentCacheId);
-      const root = ctx.driver.mountpoint(info.initId);
-      await mountAll(await ctx.driver.mounts(info.initId), root);
-      try {
-        await options.init!(root);
-      } finally {
-        await unmount(root);
+      if (options.initDirs && ctx.driver.capabilities.layerDirIsDiff) {
+        const upper = ctx.driver.layerDir(info.initId);
+        await copyUpDirs(upper, await lowerDirs(ctx.driver, info.initId), options.initDirs);
+        await options.init!(upper);
+      } else if (ctx.driver.mountpoint(info.initId) === ctx.driver.layerDir(info.initId)) {
+        // The layer dir is the full view already (vfs).
+        await options.init!(ctx.driver.layerDir(info.initId));
+      } else {
+        const root = ctx.driver.mountpoint(info.initId);
+        await mountAll(await ctx.driver.mounts(info.initId), root);
+        try {
+          await options.init!(root);
+        } finally {
+          await unmount(root);
+        }
       }
       await ctx.driver.commit(info.initId);
       below = info.initId;
@@ -302,4 +319,40 @@ async function removeRWLayerFiles(ctx: RWLayerContext, info: RWLayerInfo): Promi
   await ctx.driver.remove(info.mountId);
   if (info.initId) await ctx.driver.remove(info.initId);
   await removeAll(doomed);
+}
+
+async function lowerDirs(driver: Driver, id: string): Promise<string[]> {
+  const lower = (await driver.metadata(id)).LowerDir;
+  return lower ? lower.split(':') : [];
+}
+
+/**
+ * Makes each of `dirs` (and its parents) exist in the overlay upper dir `upper` with the
+ * owner, mode, times and xattrs it has in the lowers, as the kernel's copy-up would; a
+ * directory absent below is left to the caller.
+ */
+async function copyUpDirs(upper: string, lowers: readonly string[], dirs: readonly string[]): Promise<void> {
+  const { LowerStack } = await import('../archive/changes.js');
+  const { copyAttributes } = await import('../sys/copy-tree.js');
+  const stack = new LowerStack(lowers);
+  const done = new Set<string>();
+  for (const dir of dirs) {
+    const parts = dir.split('/').filter(Boolean);
+    for (let i = 1; i <= parts.length; i++) {
+      const rel = `/${parts.slice(0, i).join('/')}`;
+      if (done.has(rel)) continue;
+      done.add(rel);
+      const found = await stack.find(rel);
+      if (!found || !found.st.isDirectory()) break;
+      const target = path.join(upper, rel);
+      await mkdir(target, { mode: 0o700 }).catch((err: unknown) => {
+        if (!isErrno(err, 'EEXIST')) throw err;
+      });
+      copyAttributes(found.path, target);
+      // The kernel never copies its own control xattrs up: an opaque flag copied from a
+      // lower dir would hide everything below it.
+      const addon = native();
+      for (const name of addon.llistxattr(target)) if (name.startsWith('trusted.overlay.')) addon.lremovexattr(target, name);
+    }
+  }
 }

@@ -5,7 +5,8 @@
  * like docker0) and `portmap` (DNAT for `-p`, with SNAT and route_localnet so a published
  * port answers on 127.0.0.1 of the host, as docker-proxy makes it for Docker).
  *
- * Modes: `bridge` (the default), `none` (a namespace with only `lo`), `host` (no namespace).
+ * Modes: `bridge` (the default), `none` (a namespace with only `lo`, made by runc), `host`
+ * (no namespace).
  *
  * Every attachment is recorded in `<execRoot>/net/<id>.json` before the plugins run, so
  * `detach` (CNI DEL in reverse order, then the namespace) works from that file alone, after
@@ -128,10 +129,9 @@ export class NetworkService {
    * also when this fails half-way.
    */
   async attach(id: string, o: { mode: NetworkModeName; ports: PortBinding[]; hostname?: string }): Promise<Attachment> {
-    if (o.mode === 'host') {
-      await this.#write({ id, mode: 'host', ports: [] });
-      return {};
-    }
+    // `host` joins the host's namespace; for `none` runc makes a fresh one itself (and brings
+    // `lo` up), which costs nothing here: neither leaves anything to tear down.
+    if (o.mode === 'host' || o.mode === 'none') return {};
     const ports: PortBinding[] = [];
     if (o.mode === 'bridge') {
       for (const p of o.ports) ports.push({ ...p, hostPort: p.hostPort || (await freePort(p.hostIp, p.containerPort.split('/')[1] ?? 'tcp')) });

@@ -234,3 +234,42 @@ test('overlay2: changes from the upper dir alone equal a full-tree comparison (D
   }
   await store.removeRWLayer('cmp');
 });
+
+test('overlay2: an init layer written without a mount shows what a mounted one would (copy-up of dirs, no opaque leak)', async (t) => {
+  const env = await setup(t, overlay2);
+  if (!env) return;
+  const { store, driver } = env;
+  const { Readable } = await import('node:stream');
+  const { lstat } = await import('node:fs/promises');
+  const { native } = await import('../../src/native/addon.js');
+  const { INIT_LAYER_DIRS, setupInitLayer } = await import('../../src/engine/container-files.js');
+  // A base with /etc (0751, owned 7:8, a hosts file) and an upper layer making /etc opaque.
+  const base = await store.register(Readable.from([buildTar([
+    { name: 'etc/', type: 'dir', mode: 0o751, uid: 7, gid: 8, mtime: T },
+    file('etc/hosts', 'image hosts\n'),
+    file('etc/old', 'hidden by the opaque dir\n'),
+    { name: 'proc/', type: 'dir', mode: 0o555, mtime: T },
+  ])]), undefined);
+  const top = await store.register(Readable.from([buildTar([
+    { name: 'etc/', type: 'dir', mode: 0o751, uid: 7, gid: 8, mtime: T },
+    file('etc/.wh..wh..opq', ''),
+    file('etc/group', 'root:x:0:\n'),
+  ])]), base.chainId);
+  const fast = await store.createRWLayer('fast', top.chainId, { init: setupInitLayer, initDirs: INIT_LAYER_DIRS });
+  const slow = await store.createRWLayer('slow', top.chainId, { init: setupInitLayer });
+  const a = await fast.mount();
+  const b = await slow.mount();
+  for (const rel of ['etc', 'proc', 'dev', 'dev/pts', 'sys']) {
+    const [x, y] = [await lstat(path.join(a, rel)), await lstat(path.join(b, rel))];
+    assert.equal(x.mode, y.mode, rel);
+    assert.equal(x.uid, y.uid, rel);
+    assert.equal(x.gid, y.gid, rel);
+  }
+  assert.deepEqual((await readdir(path.join(a, 'etc'))).sort(), (await readdir(path.join(b, 'etc'))).sort());
+  assert.equal(await readFile(path.join(a, 'etc/group'), 'utf8'), 'root:x:0:\n', 'lower content still visible');
+  assert.equal(await readFile(path.join(a, 'etc/hosts'), 'utf8'), '', 'placeholder shadows the image file');
+  const initUpper = driver.layerDir(fast.info.initId!);
+  assert.ok(!native().llistxattr(path.join(initUpper, 'etc')).some((n) => n.startsWith('trusted.overlay.')), 'no overlay xattr copied up');
+  await store.removeRWLayer('fast');
+  await store.removeRWLayer('slow');
+});
