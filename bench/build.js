@@ -7,26 +7,12 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { benchDir, cli, dk, f2, fx, measure, ratio } from './lib.js';
+import { benchDir, cli, dk, f2, fx, measure, parseOptions, ratio, requireTools, workDir } from './lib.js';
 
-const args = process.argv.slice(2);
-const opt = { runs: 3 };
-for (let i = 0; i < args.length; i++) {
-  if (args[i] === '--runs') opt.runs = Math.max(1, Number(args[++i]));
-  else {
-    console.error(`bench: unknown argument ${args[i]}`);
-    process.exit(2);
-  }
-}
-const skip = dk.dockerSkipReason() ?? cli.strataSkipReason() ?? fx.buildBusyboxSkipReason();
-if (skip) {
-  console.error(`bench: ${skip}`);
-  process.exit(2);
-}
+const opt = parseOptions({ runs: 3 });
+requireTools(dk.dockerSkipReason(), cli.strataSkipReason(), fx.buildBusyboxSkipReason());
 
-const work = join(benchDir, 'build');
-cli.removeTree(work);
-mkdirSync(work, { recursive: true });
+const work = workDir('build');
 const ctx = join(work, 'ctx');
 mkdirSync(join(ctx, 'src'), { recursive: true });
 const rng = new fx.Rng(7);

@@ -12,30 +12,15 @@
 //   100 containers from one image     total time and extra disk per container
 // Both sides use --network none (the private dockerd runs with --bridge=none).
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { benchDir, cli, dk, f2, fx, largeImage, measure, median, ratio, repo, timed } from './lib.js';
+import { benchDir, cli, dk, f2, fx, largeImage, measure, median, parseOptions, ratio, repo, requireTools, timed, workDir } from './lib.js';
 
-const args = process.argv.slice(2);
-const opt = { runs: 5, quick: false };
-for (let i = 0; i < args.length; i++) {
-  if (args[i] === '--runs') opt.runs = Math.max(1, Number(args[++i]));
-  else if (args[i] === '--quick') opt.quick = true;
-  else {
-    console.error(`bench: unknown argument ${args[i]}`);
-    process.exit(2);
-  }
-}
-const skip = dk.dockerSkipReason() ?? cli.strataSkipReason() ?? fx.buildBusyboxSkipReason();
-if (skip) {
-  console.error(`bench: ${skip}`);
-  process.exit(2);
-}
+const opt = parseOptions({ runs: 5, quick: false });
+requireTools(dk.dockerSkipReason(), cli.strataSkipReason(), fx.buildBusyboxSkipReason());
 
-const work = join(benchDir, 'containers');
-cli.removeTree(work);
-mkdirSync(work, { recursive: true });
+const work = workDir('containers');
 const root = join(work, 'strata-root');
 const S = (a) => cli.strata(a, { root });
 const SOK = (a) => cli.strataOk(a, { root });
@@ -59,7 +44,7 @@ try {
   // ---- run --rm true
   const runS = await measure('strata run --rm', opt.runs, none, () => S(['run', '--rm', '--network', 'none', 'busybox', 'true']), warm);
   const runD = await measure('docker run --rm', opt.runs, none, () => D(['run', '--rm', '--network', 'none', 'busybox', 'true']), warm);
-  row('run --rm busybox true', runD, runS, 0.5);
+  row('run --rm busybox true (CLI)', runD, runS, 0.5);
 
   // ---- create + rm (CLI) and where the CLI time goes
   const nodeBare = await measure('node -e 0', opt.runs, none, async () => spawnSync(process.execPath, ['-e', '0']), warm);
@@ -84,6 +69,11 @@ try {
     await containers.remove(Id);
   });
   row('create + rm (library API vs docker CLI)', crD, api, 0.25);
+  const runApi = await repeat(opt.runs, async () => {
+    const { Id } = await containers.create({ image: 'busybox', cmd: ['true'], network: 'none', autoRemove: true });
+    await (await containers.start(Id, { attach: true })).wait();
+  });
+  row('run --rm busybox true (library API vs docker CLI)', runD, runApi, 0.5);
 
   // ---- 100 containers from one image
   const duS0 = du(root);
@@ -119,12 +109,16 @@ try {
     const mb = Math.round(img.bytes / 1e6);
     if (img === big) {
       const dS = await measure('strata diff', opt.runs, none, () => S(['diff', sc]), warm);
+      const dA = await measure('strata diff (API)', opt.runs, none, () => containers.changes(sc), warm);
       const dD = await measure('docker diff', opt.runs, none, () => D(['diff', dc]), warm);
-      row(`diff, one changed file, ${mb} MB image`, dD, dS, 0.1);
+      row(`diff, one changed file, ${mb} MB image (CLI)`, dD, dS, 0.1);
+      row(`diff, one changed file, ${mb} MB image (library API vs docker CLI)`, dD, dA, 0.1);
     }
     const cS = await measure('strata commit', opt.runs, none, () => S(['commit', sc]), warm);
+    const cA = await measure('strata commit (API)', opt.runs, none, () => containers.commit(sc), warm);
     const cD = await measure('docker commit', opt.runs, none, () => D(['commit', dc]), warm);
-    row(`commit, one changed file, ${mb} MB image`, cD, cS, 1.0);
+    row(`commit, one changed file, ${mb} MB image (CLI)`, cD, cS, 1.0);
+    row(`commit, one changed file, ${mb} MB image (library API vs docker CLI)`, cD, cA, 1.0);
   }
 
   // ---- report

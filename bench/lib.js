@@ -90,3 +90,39 @@ export function largeImage(quick = false) {
 
 export const f2 = (x) => (x === undefined ? '-' : x.toFixed(3));
 export const ratio = (a, b) => (a === undefined || b === undefined ? '-' : (a / b).toFixed(2) + 'x');
+
+/**
+ * The script's options: `--name value` for number/string defaults, `--name` for booleans;
+ * an unknown one exits with status 2.
+ */
+export function parseOptions(defaults) {
+  const opt = { ...defaults };
+  const argv = process.argv.slice(2);
+  for (let i = 0; i < argv.length; i++) {
+    const key = argv[i].replace(/^--/, '').replace(/-([a-z])/g, (_, c) => c.toUpperCase());
+    if (!argv[i].startsWith('--') || !(key in defaults)) {
+      console.error(`bench: unknown argument ${argv[i]}`);
+      process.exit(2);
+    }
+    const d = defaults[key];
+    opt[key] = typeof d === 'boolean' ? true : typeof d === 'number' ? Math.max(1, Number(argv[++i])) : argv[++i];
+  }
+  return opt;
+}
+
+/** Exits with status 2 and the first reason given (a missing tool), if any. */
+export function requireTools(...reasons) {
+  const reason = reasons.find((r) => r !== undefined);
+  if (reason) {
+    console.error(`bench: ${reason}`);
+    process.exit(2);
+  }
+}
+
+/** An empty work directory `<bench dir>/<name>`. */
+export function workDir(name) {
+  const dir = join(benchDir, name);
+  cli.removeTree(dir);
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}

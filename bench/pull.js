@@ -8,31 +8,15 @@
 // by strata. Every run pulls into an empty store (fresh strata root; docker rmi; fresh dir).
 // The page cache is dropped before each run.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { benchDir, cli, dk, f2, largeImage, measure, ratio, repo } from './lib.js';
+import { benchDir, cli, dk, f2, largeImage, measure, parseOptions, ratio, repo, requireTools, workDir } from './lib.js';
 
-const args = process.argv.slice(2);
-const opt = { runs: 3, quick: false };
-for (let i = 0; i < args.length; i++) {
-  if (args[i] === '--runs') opt.runs = Math.max(1, Number(args[++i]));
-  else if (args[i] === '--quick') opt.quick = true;
-  else {
-    console.error(`bench: unknown argument ${args[i]}`);
-    process.exit(2);
-  }
-}
+const opt = parseOptions({ runs: 3, quick: false });
 const { TestRegistry, registrySkipReason } = await import(join(repo, 'dist', 'test', 'helpers', 'registry.js'));
-const skip = registrySkipReason({ skopeo: true }) ?? cli.strataSkipReason();
-if (skip) {
-  console.error(`bench: ${skip}`);
-  process.exit(2);
-}
+requireTools(registrySkipReason({ skopeo: true }), cli.strataSkipReason());
 
-const work = join(benchDir, 'pull');
-cli.removeTree(work);
-mkdirSync(work, { recursive: true });
+const work = workDir('pull');
 const img = largeImage(opt.quick);
 const registry = await TestRegistry.start();
 const docker = dk.dockerSkipReason() ? undefined : await dk.Dockerd.start({ base: benchDir });

@@ -7,28 +7,14 @@
 //     the same command without the volume (so only the copy is compared).
 //
 //   npm run build && node bench/volumes.js [--count 1000]
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { benchDir, cli, dk, f2, fx, ratio, repo, timed } from './lib.js';
+import { benchDir, cli, dk, f2, fx, parseOptions, ratio, repo, requireTools, timed, workDir } from './lib.js';
 
-const args = process.argv.slice(2);
-const opt = { count: 1000 };
-for (let i = 0; i < args.length; i++) {
-  if (args[i] === '--count') opt.count = Math.max(1, Number(args[++i]));
-  else {
-    console.error(`bench: unknown argument ${args[i]}`);
-    process.exit(2);
-  }
-}
-const skip = dk.dockerSkipReason() ?? cli.strataSkipReason() ?? fx.buildBusyboxSkipReason();
-if (skip) {
-  console.error(`bench: ${skip}`);
-  process.exit(2);
-}
-const work = join(benchDir, 'volumes');
-cli.removeTree(work);
-mkdirSync(work, { recursive: true });
+const opt = parseOptions({ count: 1000 });
+requireTools(dk.dockerSkipReason(), cli.strataSkipReason(), fx.buildBusyboxSkipReason());
+const work = workDir('volumes');
 const root = join(work, 'strata-root');
 const docker = await dk.Dockerd.start({ base: benchDir });
 try {

@@ -149,7 +149,7 @@ export class Engine {
     const layerStore = await LayerStore.open({ imageRoot, driver });
     const imageStore = await ImageStore.open({ imageRoot, hasLayer: (id) => layerStore.has(id) });
     const referenceStore = await ReferenceStore.open({ imageRoot });
-    await layerStore.recover();
+    await layerStore.recover({ ifCrashed: true });
     return new Engine({
       dataRoot, driver, driverReason: reason, imageRoot, layerStore, imageStore, referenceStore,
       imageUsers: options.imageUsers,

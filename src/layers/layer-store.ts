@@ -767,6 +767,12 @@ export class LayerStore {
     return { parents, driverIds };
   }
 
+  async #crashEvidence(): Promise<boolean> {
+    const tmp = await readdirOptional(path.join(this.root, 'tmp'));
+    if (tmp.some((n) => n.startsWith(WRITE_SET_PREFIX) || n.startsWith('removing-'))) return true;
+    return (await readdirOptional(path.join(this.root, 'sha256'))).some((n) => REMOVING_RE.test(n));
+  }
+
   /** Write-sets under `tmp/`, whether their owner still lives, and what they recorded. */
   async #readWriteSets(): Promise<Array<{ dir: string; live: boolean; cacheId?: string; parent?: Digest }>> {
     const tmp = path.join(this.root, 'tmp');
@@ -859,7 +865,12 @@ export class LayerStore {
    *  4. driver dirs (64-hex ids, optionally `-init`) that no layer, mount or live write-set
    *     names.
    */
-  async recover(): Promise<void> {
+  async recover(options: { ifCrashed?: boolean } = {}): Promise<void> {
+    // With `ifCrashed` (every engine open): every crash this reaps leaves a mark — a staging
+    // dir or a half-removed RW layer record in `tmp/`, or a `-removing` dir in `sha256/` —
+    // and without one a command skips reading every layer and mount record (which grows
+    // with the store). Damage done by other means needs a full run.
+    if (options.ifCrashed && !(await this.#crashEvidence())) return;
     // One stuck item (a busy mount, say) must not keep the rest from being cleaned; the
     // first failure is reported once everything else was tried.
     const errors = new Errors();

@@ -5,16 +5,16 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { Dockerd, dockerSkipReason } from '../helpers/docker.js';
-import { buildBusybox, buildBusyboxSkipReason } from '../helpers/fixtures.js';
-import { makeTempRoot, releaseTempRoot, rootSkipReason, strata, strataOk, strataSkipReason } from '../helpers/strata-cli.js';
+import { busyboxRoot, containerSkipReason, releaseBusyboxRoot, type BusyboxRoot } from '../helpers/containers.js';
+import { strata, strataOk } from '../helpers/strata-cli.js';
 
-const skip = strataSkipReason() ?? rootSkipReason() ?? buildBusyboxSkipReason()
-  ?? (existsSync('/usr/sbin/runc') || existsSync('/usr/bin/runc') ? undefined : 'runc is not installed; run scripts/setup.sh');
+const skip = containerSkipReason();
 
+let suite: BusyboxRoot | undefined;
 let dir: string;
 let root: string;
 const ok = async (args: string[]) => (await strataOk(args, { root })).stdout.trim();
@@ -33,18 +33,11 @@ function context(name: string, files: Record<string, string>): string {
 
 before(async () => {
   if (skip) return;
-  dir = makeTempRoot('build-');
-  root = join(dir, 'root');
-  buildBusybox(join(dir, 'busybox.tar'));
-  await ok(['load', '-i', join(dir, 'busybox.tar')]);
+  suite = await busyboxRoot('build-');
+  ({ dir, root } = suite);
 });
 
-after(async () => {
-  if (skip || !root) return;
-  const ids = (await s(['ps', '-aq'])).stdout.split('\n').filter(Boolean);
-  if (ids.length > 0) await s(['rm', '-f', ...ids]);
-  releaseTempRoot(dir);
-});
+after(() => releaseBusyboxRoot(suite));
 
 test("seed 000's Dockerfile: data-packed image, created container serves its data via --volumes-from", { skip }, async () => {
   const ctx = context('seed000', {

@@ -8,13 +8,12 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { buildBusybox, buildBusyboxSkipReason } from '../helpers/fixtures.js';
-import {
-  makeTempRoot, mountsUnder, releaseTempRoot, rootSkipReason, sleep, strata, strataOk, strataSkipReason, run,
-} from '../helpers/strata-cli.js';
+import { busyboxRoot, containerSkipReason, releaseBusyboxRoot, type BusyboxRoot } from '../helpers/containers.js';
+import { mountsUnder, sleep, strata, strataOk, run } from '../helpers/strata-cli.js';
 
-const skip = strataSkipReason() ?? rootSkipReason() ?? buildBusyboxSkipReason() ?? (existsSync('/usr/sbin/runc') || existsSync('/usr/bin/runc') ? undefined : 'runc is not installed; run scripts/setup.sh');
+const skip = containerSkipReason();
 
+let suite: BusyboxRoot | undefined;
 let dir: string;
 let root: string;
 const o = () => ({ root });
@@ -27,19 +26,12 @@ async function inspect(ref: string): Promise<Record<string, any>> {
 
 before(async () => {
   if (skip) return;
-  dir = makeTempRoot('ctr-');
-  root = join(dir, 'root');
-  buildBusybox(join(dir, 'busybox.tar'));
-  await ok(['load', '-i', join(dir, 'busybox.tar')]);
+  suite = await busyboxRoot('ctr-');
+  ({ dir, root } = suite);
 });
 
-after(async () => {
-  if (skip || !root) return;
-  // Whatever a failed test left running.
-  const ids = (await s(['ps', '-aq'])).stdout.split('\n').filter(Boolean);
-  if (ids.length > 0) await s(['rm', '-f', ...ids]);
-  releaseTempRoot(dir);
-});
+// Whatever a failed test left running goes with the root.
+after(() => releaseBusyboxRoot(suite));
 
 test('copy-on-write: new files, copy-up, whiteouts, isolation, stop/start keeps data, rm drops it', { skip }, async () => {
   const imageLayers = (await ok(['image', 'inspect', '-f', '{{json .GraphDriver.Data}}', 'busybox'])).trim();

@@ -9,13 +9,12 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 
-import { buildBusybox, buildBusyboxSkipReason } from '../helpers/fixtures.js';
-import { makeTempRoot, releaseTempRoot, rootSkipReason, sleep, strata, strataOk, strataSkipReason } from '../helpers/strata-cli.js';
+import { busyboxRoot, containerSkipReason, releaseBusyboxRoot, type BusyboxRoot } from '../helpers/containers.js';
+import { sleep, strata, strataOk } from '../helpers/strata-cli.js';
 
-const skip = strataSkipReason() ?? rootSkipReason() ?? buildBusyboxSkipReason()
-  ?? (existsSync('/usr/sbin/runc') || existsSync('/usr/bin/runc') ? undefined : 'runc is not installed; run scripts/setup.sh')
-  ?? (existsSync('/usr/lib/cni/bridge') ? undefined : 'CNI plugins are not installed; run scripts/setup.sh');
+const skip = containerSkipReason() ?? (existsSync('/usr/lib/cni/bridge') ? undefined : 'CNI plugins are not installed; run scripts/setup.sh');
 
+let suite: BusyboxRoot | undefined;
 let dir: string;
 let root: string;
 const ok = async (args: string[]) => (await strataOk(args, { root })).stdout.trim();
@@ -58,22 +57,15 @@ async function web(name: string, args: string[], image = 'nginx'): Promise<numbe
 
 before(async () => {
   if (skip) return;
-  dir = makeTempRoot('seeds-');
-  root = join(dir, 'root');
-  buildBusybox(join(dir, 'busybox.tar'));
-  await ok(['load', '-i', join(dir, 'busybox.tar')]);
+  suite = await busyboxRoot('seeds-');
+  ({ dir, root } = suite);
   // "nginx": busybox httpd serving the image's own default page.
   await ok(['run', '--network', 'none', '--name', 'mk-nginx', 'busybox', 'sh', '-c', `mkdir -p ${HTML} && echo 'Welcome to nginx!' > ${HTML}/index.html`]);
   await ok(['commit', '-c', `CMD ["httpd","-f","-p","80","-h","${HTML}"]`, '-c', 'EXPOSE 80', 'mk-nginx', 'nginx:latest']);
   await ok(['rm', 'mk-nginx']);
 });
 
-after(async () => {
-  if (skip || !root) return;
-  const ids = (await s(['ps', '-aq'])).stdout.split('\n').filter(Boolean);
-  if (ids.length > 0) await s(['rm', '-f', ...ids]);
-  releaseTempRoot(dir);
-});
+after(() => releaseBusyboxRoot(suite));
 
 test('bind mount: host page served, host edits visible, rm keeps host data, :ro refuses writes', { skip }, async () => {
   const html = join(dir, 'html');

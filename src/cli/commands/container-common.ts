@@ -16,10 +16,10 @@ export function daemonError(cli: Cli, err: StrataError, image: string): number {
 }
 
 /**
- * Runs `fn` for each named container, printing the name as given on success (docker's
+ * Runs `fn` for each name (container, volume), printing it as given on success (docker's
  * stop/start/rm/kill/restart output) and collecting the errors; exit status 1 if any failed.
  */
-export async function eachContainer(cli: Cli, refs: readonly string[], fn: (ref: string) => Promise<void>, echo = true): Promise<number> {
+export async function forEachName(cli: Cli, refs: readonly string[], fn: (ref: string) => Promise<void>, echo = true): Promise<number> {
   const errors: string[] = [];
   for (const ref of refs) {
     try {

@@ -1,7 +1,7 @@
 /** `strata rm` / `strata container rm`. */
 import type { Parsed } from '../args.js';
 import type { Cli } from '../main.js';
-import { eachContainer } from './container-common.js';
+import { forEachName } from './container-common.js';
 
 export const spec = {
   usage: '[OPTIONS] CONTAINER [CONTAINER...]',
@@ -15,7 +15,7 @@ export const spec = {
 
 export async function run(cli: Cli, { flags, args }: Parsed): Promise<number> {
   const containers = await (await cli.engine()).containers();
-  return eachContainer(cli, args, async (ref) => {
+  return forEachName(cli, args, async (ref) => {
     await containers.remove(ref, { force: flags.force === true, volumes: flags.volumes === true });
   });
 }

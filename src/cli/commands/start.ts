@@ -2,7 +2,7 @@
 import type { Parsed } from '../args.js';
 import { ClientError } from '../output.js';
 import type { Cli } from '../main.js';
-import { eachContainer } from './container-common.js';
+import { forEachName } from './container-common.js';
 
 export const spec = {
   usage: '[OPTIONS] CONTAINER [CONTAINER...]',
@@ -21,7 +21,7 @@ export async function run(cli: Cli, { flags, args }: Parsed): Promise<number> {
     const started = await containers.start(args[0]!, { attach: true, stdin: flags.interactive === true ? 'inherit' : 'ignore' });
     return started.wait ? await started.wait() : 0;
   }
-  return eachContainer(cli, args, async (ref) => {
+  return forEachName(cli, args, async (ref) => {
     await containers.start(ref);
   });
 }

@@ -2,7 +2,7 @@
 import type { Parsed } from '../args.js';
 import { FlagError } from '../args.js';
 import type { Cli } from '../main.js';
-import { eachContainer } from './container-common.js';
+import { forEachName } from './container-common.js';
 
 export const spec = {
   usage: '[OPTIONS] CONTAINER [CONTAINER...]',
@@ -21,7 +21,7 @@ export function timeoutFlag(value: unknown): number | undefined {
 export async function run(cli: Cli, { flags, args }: Parsed): Promise<number> {
   const timeout = timeoutFlag(flags.time);
   const containers = await (await cli.engine()).containers();
-  return eachContainer(cli, args, async (ref) => {
+  return forEachName(cli, args, async (ref) => {
     await containers.stop(ref, { timeout });
   });
 }

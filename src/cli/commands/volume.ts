@@ -7,9 +7,9 @@ import type { Parsed } from '../args.js';
 import { FlagError } from '../args.js';
 import { render } from '../format.js';
 import type { Cli } from '../main.js';
-import { describeError } from '../output.js';
 import { humanSize } from '../units.js';
 import { confirm, parseFilters } from './common.js';
+import { forEachName } from './container-common.js';
 import { inspectObjects } from './inspect.js';
 
 function keyValues(list: readonly string[], flag: string): Record<string, string> {
@@ -103,18 +103,9 @@ export const rm = {
   },
   async run(cli: Cli, { flags, args }: Parsed): Promise<number> {
     const volumes = await (await cli.engine()).volumes();
-    const errors: string[] = [];
-    for (const name of args) {
-      try {
-        await volumes.remove(name, { force: flags.force === true, trash: flags['no-trash'] !== true });
-        cli.out(`${name}\n`);
-      } catch (err) {
-        errors.push(describeError(err, cli.command).text);
-      }
-    }
-    if (errors.length === 0) return 0;
-    cli.err(`${errors.join('\n')}\n`);
-    return 1;
+    return forEachName(cli, args, async (name) => {
+      await volumes.remove(name, { force: flags.force === true, trash: flags['no-trash'] !== true });
+    });
   },
 };
 
@@ -150,18 +141,9 @@ export const restore = {
   spec: { usage: 'VOLUME [VOLUME...]', description: 'Restore removed volumes from the trash (strata)', flags: [], args: { min: 1 } },
   async run(cli: Cli, { args }: Parsed): Promise<number> {
     const volumes = await (await cli.engine()).volumes();
-    const errors: string[] = [];
-    for (const name of args) {
-      try {
-        await volumes.restore(name);
-        cli.out(`${name}\n`);
-      } catch (err) {
-        errors.push(describeError(err, cli.command).text);
-      }
-    }
-    if (errors.length === 0) return 0;
-    cli.err(`${errors.join('\n')}\n`);
-    return 1;
+    return forEachName(cli, args, async (name) => {
+      await volumes.restore(name);
+    });
   },
 };
 
