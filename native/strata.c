@@ -23,6 +23,7 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <termios.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -477,6 +478,49 @@ static napi_value js_netns_create(napi_env env, napi_callback_info info) {
   return undef;
 }
 
+/* ---------------------------------------------------------------- terminals */
+
+/*
+ * openPty(): a new pseudo-terminal pair { master, slave } (both close-on-exec; a child gets
+ * the slave through its stdio). runc given the slave as stdout treats it as its console.
+ */
+static napi_value js_open_pty(napi_env env, napi_callback_info info) {
+  (void)info;
+  int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (master < 0) return throw_errno(env, errno, "posix_openpt", NULL, NULL), NULL;
+  char name[128];
+  if (grantpt(master) != 0 || unlockpt(master) != 0 || ptsname_r(master, name, sizeof name) != 0) {
+    int err = errno;
+    close(master);
+    return throw_errno(env, err, "ptsname", NULL, NULL), NULL;
+  }
+  int slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (slave < 0) {
+    int err = errno;
+    close(master);
+    return throw_errno(env, err, "open", name, NULL), NULL;
+  }
+  napi_value out, m, sl;
+  CHECK(napi_create_object(env, &out));
+  CHECK(napi_create_int32(env, master, &m));
+  CHECK(napi_create_int32(env, slave, &sl));
+  CHECK(napi_set_named_property(env, out, "master", m));
+  CHECK(napi_set_named_property(env, out, "slave", sl));
+  return out;
+}
+
+/* setWinsize(fd, rows, cols): TIOCSWINSZ on a pty master. */
+static napi_value js_set_winsize(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  napi_value undef = get_args(env, info, 3, argv);
+  if (!undef) return NULL;
+  int64_t fd, rows, cols;
+  if (!arg_int(env, argv[0], "fd", &fd) || !arg_int(env, argv[1], "rows", &rows) || !arg_int(env, argv[2], "cols", &cols)) return NULL;
+  struct winsize ws = {(unsigned short)rows, (unsigned short)cols, 0, 0};
+  if (ioctl((int)fd, TIOCSWINSZ, &ws) != 0) throw_errno(env, errno, "ioctl", NULL, NULL);
+  return undef;
+}
+
 static napi_value js_umount2(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   napi_value undef = get_args(env, info, 2, argv);
@@ -750,6 +794,8 @@ static napi_value init(napi_env env, napi_value exports) {
       !add_fn(env, exports, "lremovexattr", js_lremovexattr) ||
       !add_fn(env, exports, "mount", js_mount) || !add_fn(env, exports, "umount2", js_umount2) ||
       !add_fn(env, exports, "netnsCreate", js_netns_create) ||
+      !add_fn(env, exports, "setWinsize", js_set_winsize) ||
+      !add_fn(env, exports, "openPty", js_open_pty) ||
       !add_fn(env, exports, "flock", js_flock) ||
       !add_fn(env, exports, "flockAsync", js_flock_async) ||
       !add_fn(env, exports, "renameat2", js_renameat2) ||

@@ -515,7 +515,7 @@ export class ContainerService {
       c.NetworkSettings = mode === 'bridge' ? await networks.inspect(id) : networks.emptySettings(mode);
       await this.store.write(c);
 
-      const request = { id, bundle, containerDir: dir, runtimeRoot: this.runc.root, onExit: [...this.#o.cliArgv, 'container', 'cleanup', id] };
+      const request = { id, bundle, containerDir: dir, runtimeRoot: this.runc.root, onExit: [...this.#o.cliArgv, 'container', 'cleanup', id], terminal: c.Config.Tty };
       const { startContainer, superviseInProcess } = await import('../runtime/monitor.js');
       if (o.attach) {
         const supervised = await superviseInProcess(request, { stdin: o.stdin ?? 'ignore', forward: true });

@@ -43,6 +43,10 @@ export interface NativeAddon {
    * helper thread; the process's own namespace is untouched). Undo with umount2 + unlink.
    */
   netnsCreate(path: string): void;
+  /** A new pseudo-terminal pair (close-on-exec fds). */
+  openPty(): { master: number; slave: number };
+  /** TIOCSWINSZ on a pty master. */
+  setWinsize(fd: number, rows: number, cols: number): void;
   /** flock(2) on an open fd; with LOCK_NB it throws EWOULDBLOCK (code 'EAGAIN') when held. */
   flock(fd: number, operation: number): void;
   /**

@@ -44,6 +44,8 @@ export interface MonitorRequest {
   runcBinary?: string;
   /** argv run by a detached monitor after the container exited (the engine's clean-up). */
   onExit?: string[];
+  /** The spec has `process.terminal`: runc hands the pty master over a console socket. */
+  terminal?: boolean;
 }
 
 /** What the monitor answers, one JSON object per line. */

@@ -9,15 +9,17 @@
  * into the json-file log (and to our own stdout/stderr when forwarding); on runc's exit
  * (the container's status) drain the pipes, record "exited", remove any runc state left.
  */
-import { type ChildProcess } from 'node:child_process';
+import { type ChildProcess, type StdioOptions } from 'node:child_process';
 import { closeSync, existsSync, watch, type FSWatcher } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { Socket } from 'node:net';
+import tty from 'node:tty';
 import path from 'node:path';
 
 import { StrataError } from '../errors.js';
 import { FileLock } from '../sys/lock.js';
 import { makePipe, type Pipe } from '../sys/pipe.js';
+import { native } from '../native/addon.js';
 import { JsonLogWriter, formatTimestamp, nowNs, type LogStream } from './logs.js';
 import type { MonitorMessage, MonitorRequest } from './monitor.js';
 import { Runc, runcErrorMessages, signalNumber, startFailureExitCode } from './runc.js';
@@ -124,12 +126,27 @@ async function superviseOrThrow(request: MonitorRequest, io: SuperviseIo, state:
   }
 
   trace('pipes');
+  // A terminal: runc, given a pty of ours as its stdin/stdout, treats it as its console and
+  // relays between it and the container's own pty (so no console socket and no subreaper
+  // are needed); we read and write our pty's master.
+  let master: number | undefined;
+  const closeAfterSpawn: number[] = [];
+  let runcStdio: StdioOptions = [stdin, out.write, err.write];
+  if (request.terminal) {
+    const pty = native().openPty();
+    master = pty.master;
+    const { rows, columns } = io.stdin === 'inherit' && process.stdout.isTTY ? process.stdout : { rows: 24, columns: 80 };
+    native().setWinsize(master, rows, columns);
+    runcStdio = [pty.slave, pty.slave, err.write];
+    closeAfterSpawn.push(pty.slave);
+  }
   const pidWatch = whenFileAppears(pidFile);
-  const child = runc.spawnRun(id, bundle, { pidFile, logFile: runcLog, stdio: [stdin, out.write, err.write] });
+  const child = runc.spawnRun(id, bundle, { pidFile, logFile: runcLog, stdio: runcStdio });
   const exited = exitOf(child);
   // The container holds the write ends now; ours must go, or the pipes would never see EOF.
   closeSync(out.write);
   closeSync(err.write);
+  for (const fd of closeAfterSpawn) closeSync(fd);
   if (stdinPipe) closeSync(stdinPipe.read);
 
   // Output is held back until the container is known to have started: whatever arrives
@@ -156,7 +173,26 @@ async function superviseOrThrow(request: MonitorRequest, io: SuperviseIo, state:
     return done;
   };
   const sockets: Socket[] = [];
-  const outputDone = Promise.all([streamDone(out.read, 'stdout'), streamDone(err.read, 'stderr')]);
+  const streams = [streamDone(out.read, 'stdout'), streamDone(err.read, 'stderr')];
+  let terminal: { read: tty.ReadStream; write: tty.WriteStream } | undefined;
+  if (master !== undefined) {
+    // Docker logs a terminal's output as stdout.
+    const read = new tty.ReadStream(master);
+    const write = new tty.WriteStream(master);
+    terminal = { read, write };
+    streams.push(new Promise<void>((resolve) => {
+      read.on('data', (chunk: Buffer) => (started ? deliver('stdout', chunk) : early.push(['stdout', chunk])));
+      read.on('end', () => resolve());
+      read.on('close', () => resolve());
+      // EIO once the container's side of the pty is gone: the end of its output.
+      read.on('error', () => resolve());
+    }));
+    if (io.stdin === 'inherit') {
+      if (process.stdin.isTTY) process.stdin.setRawMode(true);
+      process.stdin.pipe(write);
+    }
+  }
+  const outputDone = Promise.all(streams);
 
   const first = await Promise.race([pidWatch.appeared.then(() => 'pid' as const), exited.then(() => 'exit' as const)]);
   pidWatch.cancel();
@@ -183,6 +219,7 @@ async function superviseOrThrow(request: MonitorRequest, io: SuperviseIo, state:
     const message = `OCI runtime create failed: ${raw.replace(/^runc run failed: /, 'runc create failed: ')}: unknown`;
     const exitCode = startFailureExitCode(raw, 'run');
     for (const s of sockets) s.destroy();
+    closeTerminal(terminal, io);
     if (stdinPipe) closeSync(stdinPipe.write);
     log.close();
     if (await runc.hasState(id)) await killAndDelete(runc, id).catch(() => undefined);
@@ -215,6 +252,7 @@ async function superviseOrThrow(request: MonitorRequest, io: SuperviseIo, state:
   await Promise.race([outputDone, new Promise((r) => (timer = setTimeout(r, DRAIN_AFTER_EXIT_MS)))]);
   clearTimeout(timer);
   for (const s of sockets) s.destroy();
+  closeTerminal(terminal, io);
   if (stdinPipe) closeSync(stdinPipe.write);
   log.close();
 
@@ -229,3 +267,14 @@ async function superviseOrThrow(request: MonitorRequest, io: SuperviseIo, state:
   await lock.release();
 }
 
+/** Releases a container's pty master and gives the caller's terminal its mode back. */
+function closeTerminal(terminal: { read: tty.ReadStream; write: tty.WriteStream } | undefined, io: SuperviseIo): void {
+  if (!terminal) return;
+  if (io.stdin === 'inherit') {
+    process.stdin.unpipe(terminal.write);
+    if (process.stdin.isTTY) process.stdin.setRawMode(false);
+    process.stdin.pause();
+  }
+  terminal.read.destroy();
+  terminal.write.destroy();
+}

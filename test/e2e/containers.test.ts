@@ -262,3 +262,14 @@ test('network: run -d -p HOST:80 httpd, curl 127.0.0.1, exec/logs/stop/rm; bridg
   assert.ok(!nat.includes(id), 'no rule names the container');
   assert.deepEqual(mountsUnder('/run/strata').filter((m) => m.includes(id)), [], 'netns unmounted');
 });
+
+test('terminals: run -itd keeps a shell on its pty (the seeds\' form), run -t gives tty output', { skip }, async () => {
+  await ok(['run', '-itd', '--name', 'shell', '--network', 'none', 'busybox', 'sh']);
+  await sleep(300);
+  assert.equal((await inspect('shell')).State.Status, 'running', 'the shell waits on its terminal instead of seeing EOF');
+  assert.equal((await inspect('shell')).Config.Tty, true);
+  assert.equal(await ok(['exec', 'shell', 'sh', '-c', 'tty <&0 >/dev/null 2>&1 && echo has-tty || readlink /proc/1/fd/0']), '/dev/pts/0');
+  const t = await s(['run', '-t', '--rm', '--network', 'none', 'busybox', 'sh', '-c', 'tty; echo done']);
+  assert.equal(t.stdout, '/dev/pts/0\r\ndone\r\n', 'a terminal turns \\n into \\r\\n, as with docker run -t');
+  await ok(['rm', '-f', 'shell']);
+});
