@@ -3,6 +3,7 @@
  * (with the `table` prefix, `json`, and docker's per-command defaults), the formatter
  * contexts that turn API objects into display fields, and tabwriter alignment.
  */
+import type { DiskUsage } from '../engine/system.js';
 import type { HistoryItem, ImageSummary } from '../engine/api-types.js';
 import { tabwrite } from './tabwriter.js';
 import { HEADER_FUNCS, Template, TemplateError, strictContext } from './template.js';
@@ -203,7 +204,7 @@ function reclaimable(size: number, total: number): string {
 }
 
 /** The four summary rows of `docker system df`. */
-export function dfContexts(df: { LayersSize: number; Images: readonly ImageSummary[] }): object[] {
+export function dfContexts(df: Pick<DiskUsage, 'LayersSize' | 'Images' | 'Containers' | 'Volumes'>): object[] {
   let used = 0;
   for (const i of df.Images) {
     if (i.Containers !== 0 && i.VirtualSize !== -1 && i.SharedSize !== -1) used += i.VirtualSize - i.SharedSize;
@@ -212,10 +213,52 @@ export function dfContexts(df: { LayersSize: number; Images: readonly ImageSumma
     strictContext({ Active: String(Active), Reclaimable, Size, TotalCount: String(TotalCount), Type }, '*formatter.diskUsageContext');
   return [
     row('Images', df.Images.length, df.Images.filter((i) => i.Containers > 0).length, humanSize(df.LayersSize), reclaimable(df.LayersSize - used, df.LayersSize)),
-    row('Containers', 0, 0, humanSize(0), humanSize(0)),
-    row('Local Volumes', 0, 0, humanSize(0), humanSize(0)),
+    containersRow(df.Containers, row),
+    volumesRow(df.Volumes, row),
     row('Build Cache', 0, 0, humanSize(0), humanSize(0)),
   ];
+}
+
+type DfRow = (Type: string, TotalCount: number, Active: number, Size: string, Reclaimable: string) => object;
+
+function containersRow(containers: DiskUsage['Containers'], row: DfRow): object {
+  let size = 0;
+  let idle = 0;
+  for (const c of containers) {
+    size += c.SizeRw ?? 0;
+    if (c.State !== 'running' && c.State !== 'paused') idle += c.SizeRw ?? 0;
+  }
+  const active = containers.filter((c) => c.State === 'running' || c.State === 'paused').length;
+  return row('Containers', containers.length, active, humanSize(size), reclaimable(idle, size));
+}
+
+function volumesRow(volumes: DiskUsage['Volumes'], row: DfRow): object {
+  let size = 0;
+  let unused = 0;
+  for (const v of volumes) {
+    if (v.UsageData.Size > 0) size += v.UsageData.Size;
+    if (v.UsageData.RefCount === 0 && v.UsageData.Size > 0) unused += v.UsageData.Size;
+  }
+  return row('Local Volumes', volumes.length, volumes.filter((v) => v.UsageData.RefCount > 0).length, humanSize(size), reclaimable(unused, size));
+}
+
+/** `docker system df -v`'s container rows. */
+export function dfContainerContexts(containers: DiskUsage['Containers'], now?: number): object[] {
+  return containers.map((c) => ({
+    ID: truncateId(c.Id),
+    Image: c.Image,
+    Command: `"${ellipsis(c.Command, 20)}"`,
+    LocalVolumes: String((c.Mounts as Array<{ Type?: string }>).filter((m) => m.Type === 'volume').length),
+    Size: humanSize(c.SizeRw ?? 0),
+    RunningFor: since(c.Created, now),
+    Status: c.Status,
+    Names: c.Names.map((n) => n.replace(/^\//, '')).join(','),
+  }));
+}
+
+/** `docker system df -v`'s volume rows. */
+export function dfVolumeContexts(volumes: DiskUsage['Volumes']): object[] {
+  return volumes.map((v) => ({ Name: v.Name, Links: String(v.UsageData.RefCount), Size: v.UsageData.Size < 0 ? 'N/A' : humanSize(v.UsageData.Size) }));
 }
 
 /** `docker system df -v`'s image rows: sizes at 4 significant digits. */

@@ -304,7 +304,20 @@ export class Engine {
   /** `docker system df` data. */
   async systemDf(): Promise<DiskUsage> {
     const { layersSize, images } = await this.imageService.diskUsage();
-    return { LayersSize: layersSize, Images: images, Containers: [], Volumes: [], BuildCache: [] };
+    const containers = await (await this.containers()).list({ all: true, size: true });
+    const volumeService = await this.volumes();
+    const { volumeDataSize } = await import('../volumes/service.js');
+    const volumes = [];
+    for (const v of await volumeService.list()) {
+      let size = -1;
+      try {
+        size = volumeDataSize(v.Mountpoint);
+      } catch {
+        // Docker reports -1 when the size cannot be determined.
+      }
+      volumes.push({ ...v, UsageData: { Size: size, RefCount: (await volumeService.references(v.Name)).length } });
+    }
+    return { LayersSize: layersSize, Images: images, Containers: containers, Volumes: volumes, BuildCache: [] };
   }
 }
 

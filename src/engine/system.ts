@@ -29,8 +29,8 @@ export interface SystemInfo {
 export interface DiskUsage {
   LayersSize: number;
   Images: ImageSummary[];
-  Containers: unknown[];
-  Volumes: unknown[];
+  Containers: Array<{ Id: string; Image: string; Command: string; Created: number; State: string; Status: string; Names: string[]; SizeRw?: number; Mounts: unknown[] }>;
+  Volumes: Array<{ Name: string; UsageData: { Size: number; RefCount: number } }>;
   BuildCache: unknown[];
 }
 
