@@ -673,7 +673,8 @@ export class ContainerService {
       await this.runc.kill(id, 'SIGKILL', { all: true }).catch(() => undefined);
       await waitForExit(this.store.dir(id), { reconcile: { id, runc: this.runc } });
     }
-    if (!o.skipCleanup) await this.cleanup(id, { fromReconcile: true });
+    // A container never started holds no mounts, network or runc state to release.
+    if (!o.skipCleanup && c.HasBeenStartedBefore) await this.cleanup(id, { fromReconcile: true });
     await this.#o.layers.removeRWLayer(id).catch((err: unknown) => {
       if (!(err instanceof NotFoundError)) throw err;
     });
