@@ -28,6 +28,11 @@ export function dropCaches() {
   }
 }
 
+/** Whether a cache drop failed (figures are then warm-cache). */
+export function cacheDropFailed() {
+  return dropWarned;
+}
+
 export function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;

@@ -17,7 +17,7 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { benchDir, cached as cachedImage, cli, dk, fx, largeImage, measure, ratio } from './lib.js';
+import { benchDir, cacheDropFailed, cached as cachedImage, cli, dk, fx, largeImage, measure, ratio } from './lib.js';
 
 // ------------------------------------------------------------------------------------------ args
 const args = process.argv.slice(2);
@@ -116,7 +116,7 @@ try {
 const targets = { large: { load: 0.5, save: 0.25 }, many: { load: 0.2, save: 0.25 } };
 const f2 = (x) => (x === undefined ? '-' : x.toFixed(2)); // seconds, as the load/save table has always shown them
 const lines = [];
-lines.push(`strata load/save benchmark — median of ${opt.runs} runs, page cache dropped before each${dropWarned ? ' (FAILED: warm cache)' : ''}`);
+lines.push(`strata load/save benchmark — median of ${opt.runs} runs, page cache dropped before each${cacheDropFailed() ? ' (FAILED: warm cache)' : ''}`);
 lines.push(`host: ${process.arch}, node ${process.version}, ${new Date().toISOString()}${opt.quick ? ', QUICK sizes' : ''}`);
 lines.push('');
 lines.push('| image | op   | docker s | strata s | tar -xf s | strata/docker | strata/tar | target (strata/docker) |');
