@@ -4,7 +4,8 @@
  * unmounted and removed even when a test fails).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT } from './fixtures.js';
 
@@ -183,8 +184,26 @@ export function makeTempRoot(prefix = 'st-'): string {
 
 export function releaseTempRoot(dir: string | undefined): void {
   if (!dir) return;
+  removeExecRoots(dir);
   removeTree(dir);
   liveTemps.delete(dir);
+}
+
+/**
+ * Removes the exec roots (`/run/strata/<hash of the data root>`: runc state, network records)
+ * of the data roots in `dir` (the dir itself and its children), which outlive the roots.
+ */
+function removeExecRoots(dir: string): void {
+  let candidates = [dir];
+  try {
+    candidates = candidates.concat(readdirSync(dir).map((n) => join(dir, n)));
+  } catch {
+    return;
+  }
+  for (const root of candidates) {
+    const execRoot = join('/run/strata', createHash('sha256').update(root).digest('hex').slice(0, 16));
+    if (existsSync(execRoot)) rmSync(execRoot, { recursive: true, force: true });
+  }
 }
 
 export function sleep(ms: number): Promise<void> {
