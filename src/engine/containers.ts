@@ -30,7 +30,7 @@ import { ContainerStore, type StoredContainer } from '../containers/store.js';
 import { randomName, validateName } from '../containers/names.js';
 import { chainIds, shortId, type Digest } from '../digest.js';
 import type { Driver } from '../drivers/driver.js';
-import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
+import { ConflictError, InvalidArgumentError, NotFoundError, StrataError } from '../errors.js';
 import type { ImageRecord } from '../images/image-store.js';
 import type { LayerStore, RWLayer } from '../layers/layer-store.js';
 import { buildExecProcess, buildSpec, type BindMount, type NetworkMode, type OciSpec } from '../runtime/spec.js';
@@ -459,7 +459,8 @@ export class ContainerService {
           mountedVolumes.push(mp.Name);
           mounts.push({ source, destination: mp.Destination, readonly: !mp.RW });
         } else if (mp.Type === 'bind') {
-          if (mp.CreateHostPath) await mkdir(mp.Source, { recursive: true, mode: 0o755 });
+          // `-v` makes a missing host path a directory; an existing file or dir is used as it is.
+          if (mp.CreateHostPath && !existsSync(mp.Source)) await mkdir(mp.Source, { recursive: true, mode: 0o755 });
           else await stat(mp.Source);
           mounts.push({ source: mp.Source, destination: mp.Destination, readonly: !mp.RW, propagation: (mp.Propagation || 'rprivate') as BindMount['propagation'] });
         } else {
@@ -532,6 +533,10 @@ export class ContainerService {
       return { id };
     } catch (err) {
       await this.#undoStart(id, rw, mountedVolumes, networks).catch(() => undefined);
+      if (err instanceof StrataError && /not a directory/.test(err.message) && Object.values(c.MountPoints).some((m) => m.Type === 'bind')) {
+        // Docker's hint for a file mounted onto a directory or the reverse.
+        throw new StrataError(err.code, `${err.message}: Are you trying to mount a directory onto a file (or vice-versa)? Check if the specified host path exists and is the expected type`);
+      }
       throw err;
     }
   }
