@@ -123,6 +123,11 @@ export class ContainerStore {
     return dir;
   }
 
+  /** Writes hostconfig.json: JSON + "\n", 0600, atomic. */
+  async writeHostConfig(id: string, hostConfig: object): Promise<void> {
+    await atomicWriteFile(path.join(this.dir(id), HOST_CONFIG_FILE), `${JSON.stringify(hostConfig)}\n`, { mode: 0o600 });
+  }
+
   /** Writes config.v2.json (and hostconfig.json when given): JSON + "\n", 0600, atomic. */
   async write(container: StoredContainer, hostConfig?: object): Promise<void> {
     const dir = this.dir(container.ID);

@@ -34,7 +34,6 @@ import { AlreadyExistsError, InvalidArgumentError, NotFoundError, NotSupportedEr
 import { atomicWriteFile } from '../sys/atomic.js';
 import { removeAll } from '../sys/fs.js';
 import { shortLinkId } from '../sys/ids.js';
-import { mountsUnder, unmount } from '../sys/mount.js';
 import type { Driver, DriverCapabilities, DriverFactory, Mount, Usage } from './driver.js';
 import { overlayNeedsIndexOff, probeOverlay, treeUsage } from './probe.js';
 
@@ -129,15 +128,18 @@ class OverlayDriver implements Driver {
       throw err;
     }
     try {
-      await mkdirMode(path.join(dir, 'diff'), 0o755);
-      const lid = await this.#createShortLink(id);
-      // No fsync per file: the layer store ends a registration with one syncfs.
-      await atomicWriteFile(path.join(dir, 'link'), lid, { mode: 0o644, fsync: false });
-      if (lowers) {
-        await atomicWriteFile(path.join(dir, 'lower'), lowers.join(':'), { mode: 0o644, fsync: false });
-        await mkdirMode(path.join(dir, 'work'), 0o700);
-        await this.#markCommitted(path.join(this.home, parent!));
-      }
+      // Independent entries of the new dir, made side by side. No fsync per file: the layer
+      // store ends a registration with one syncfs.
+      const made = await Promise.allSettled([
+        mkdirMode(path.join(dir, 'diff'), 0o755),
+        this.#createShortLink(id).then((lid) => atomicWriteFile(path.join(dir, 'link'), lid, { mode: 0o644, fsync: false })),
+        lowers ? atomicWriteFile(path.join(dir, 'lower'), lowers.join(':'), { mode: 0o644, fsync: false }) : undefined,
+        lowers ? mkdirMode(path.join(dir, 'work'), 0o700) : undefined,
+        lowers ? this.#markCommitted(path.join(this.home, parent!)) : undefined,
+      ]);
+      // Every step settled before the clean-up below, so none can outlive it.
+      const failed = made.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
     } catch (err) {
       await this.remove(id).catch(() => undefined);
       throw err;
@@ -276,8 +278,8 @@ class OverlayDriver implements Driver {
    */
   async remove(id: string): Promise<void> {
     const dir = this.#dir(id);
-    for (const m of await mountsUnder(dir)) await unmount(m, { detach: true });
     await this.#removeShortLink(id, dir);
+    // removeAll detaches whatever is still mounted below the snapshot before deleting.
     await removeAll(dir);
   }
 

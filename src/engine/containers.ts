@@ -261,23 +261,37 @@ export class ContainerService {
     let finalName = name;
     const undo: Array<() => Promise<unknown>> = [];
     try {
-      if (finalName !== undefined) await this.store.reserveName(finalName, id);
-      else {
-        for (let attempt = 0; ; attempt++) {
-          const candidate = randomName(attempt);
-          try {
-            await this.store.reserveName(candidate, id);
-            finalName = candidate;
-            break;
-          } catch (err) {
-            if (!(err instanceof ConflictError) || attempt > 10) throw err;
+      const binds = parsed.volumeFlags.filter((m) => !(m.type === 'volume' && m.volume?.configVolume)).map((m) => m.raw);
+      const hc = hostConfigFor({ ...o, network: networkMode }, binds, parsed.mountFlags.map((m) => m.api));
+      const claimName = async (): Promise<void> => {
+        if (finalName !== undefined) await this.store.reserveName(finalName, id);
+        else {
+          for (let attempt = 0; ; attempt++) {
+            const candidate = randomName(attempt);
+            try {
+              await this.store.reserveName(candidate, id);
+              finalName = candidate;
+              break;
+            } catch (err) {
+              if (!(err instanceof ConflictError) || attempt > 10) throw err;
+            }
           }
         }
-      }
-      undo.push(() => this.store.releaseName(finalName!, id));
-
-      const rw = await this.#o.layers.createRWLayer(id, image.topLayer, { init: setupInitLayer, initDirs: INIT_LAYER_DIRS });
-      undo.push(() => this.#o.layers.removeRWLayer(id));
+        undo.push(() => this.store.releaseName(finalName!, id));
+      };
+      // Independent steps side by side (each registers its own undo once it succeeded); the
+      // container only exists once config.v2.json is written, last.
+      const steps = await Promise.allSettled([
+        this.#o.layers.createRWLayer(id, image.topLayer, { init: setupInitLayer, initDirs: INIT_LAYER_DIRS }).then((layer) => {
+          undo.push(() => this.#o.layers.removeRWLayer(id));
+          return layer;
+        }),
+        claimName(),
+        this.store.writeHostConfig(id, hc),
+      ]);
+      const failed = steps.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+      const rw = (steps[0] as PromiseFulfilledResult<RWLayer>).value;
       const mountPoints = await this.#createMountPoints(id, config, parsed, fromSources, undo);
       await this.#prepareRootfs(rw, config.WorkingDir, mountPoints);
 
@@ -305,9 +319,7 @@ export class ContainerService {
         ResolvConfPath: path.join(dir, 'resolv.conf'),
         ShmPath: '',
       };
-      const binds = parsed.volumeFlags.filter((m) => !(m.type === 'volume' && m.volume?.configVolume)).map((m) => m.raw);
-      const hc = hostConfigFor({ ...o, network: networkMode }, binds, parsed.mountFlags.map((m) => m.api));
-      await this.store.write(record, hc);
+      await this.store.write(record);
       return { Id: id, Warnings: [] };
     } catch (err) {
       for (const fn of undo.reverse()) await fn().catch(() => undefined);

@@ -12,7 +12,7 @@
  * that nothing names while its owner is alive, and reaps those a crash orphaned. The record
  * keeps `parent` from garbage collection.
  */
-import { lstat, mkdir, open, rename } from 'node:fs/promises';
+import { lstat, mkdir, open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 
@@ -324,9 +324,14 @@ async function removeRWLayerFiles(ctx: RWLayerContext, info: RWLayerInfo): Promi
   } catch (err) {
     if (!isErrno(err, 'ENOENT')) throw err;
   }
-  await ctx.driver.remove(info.mountId);
-  if (info.initId) await ctx.driver.remove(info.initId);
-  await removeAll(doomed);
+  const removed = await Promise.allSettled([
+    ctx.driver.remove(info.mountId),
+    info.initId ? ctx.driver.remove(info.initId) : undefined,
+    // A record dir, never a mount point: no need to consult the mount table.
+    rm(doomed, { recursive: true, force: true }),
+  ]);
+  const failed = removed.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 async function lowerDirs(driver: Driver, id: string): Promise<string[]> {
