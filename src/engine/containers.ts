@@ -680,7 +680,9 @@ export class ContainerService {
 
   async #remove(ref: string, o: { force?: boolean; volumes?: boolean; skipCleanup?: boolean }): Promise<string> {
     const { id, c } = await this.#load(ref);
-    const state = await this.#state(id);
+    // Under the lifecycle lock no start is under way, so a container never started has no
+    // runtime state to settle.
+    const state: ContainerRuntimeState = c.HasBeenStartedBefore ? await this.#state(id) : { status: 'created' };
     if (state.status === 'running' || state.status === 'paused') {
       if (!o.force) {
         throw new ConflictError(
