@@ -12,6 +12,7 @@ import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { buildBusybox, buildBusyboxSkipReason } from '../helpers/fixtures.js';
+import { Dockerd, dockerSkipReason } from '../helpers/docker.js';
 import { TestRegistry, registrySkipReason } from '../helpers/registry.js';
 import { makeTempRoot, releaseTempRoot, rootSkipReason, strata, strataOk, strataSkipReason } from '../helpers/strata-cli.js';
 
@@ -151,5 +152,18 @@ test('login/logout with htpasswd basic auth: push refused without, accepted with
     assert.equal(await ok(['logout', secured.host]), `Not logged in to ${secured.host}`);
   } finally {
     await secured.stop();
+  }
+});
+
+test('docker pulls what strata pushed: same image ID (config digest)', { skip: skip ?? dockerSkipReason() }, async () => {
+  const docker = await Dockerd.start();
+  try {
+    await docker.ok(['pull', image]);
+    const theirs = (await docker.ok(['image', 'inspect', '-f', '{{.Id}}', image])).stdout.trim();
+    assert.equal(theirs, await ok(['image', 'inspect', '-f', '{{.Id}}', image]));
+    const out = (await docker.ok(['run', '--rm', '--network', 'none', image])).stdout;
+    assert.equal(out, 'third\n');
+  } finally {
+    await docker.stop();
   }
 });
