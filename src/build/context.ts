@@ -724,6 +724,8 @@ const MAX_SYMLINKS = 255;
 
 export class ForbiddenPathError extends InvalidArgumentError {}
 
+const CONTEXT_ANCHOR = '/build-context';
+
 /**
  * Resolves `p` inside `tree` following symlinks (moby/sys/symlink FollowSymlinkInScope):
  * `..` cannot climb above the root, absolute link targets start at the root. Returns the
@@ -731,8 +733,9 @@ export class ForbiddenPathError extends InvalidArgumentError {}
  * lexically is refused, as Docker refuses it.
  */
 export async function resolveInTree(tree: SourceTree, p: string, options: { followFinal?: boolean } = {}): Promise<string> {
-  const lexical = path.posix.join('/root', p);
-  if (lexical !== '/root' && !lexical.startsWith('/root/')) throw new ForbiddenPathError(`forbidden path outside the build context: ${p} ()`);
+  // Joined onto a synthetic anchor: a result outside it climbed above the context.
+  const lexical = path.posix.join(CONTEXT_ANCHOR, p);
+  if (lexical !== CONTEXT_ANCHOR && !lexical.startsWith(`${CONTEXT_ANCHOR}/`)) throw new ForbiddenPathError(`forbidden path outside the build context: ${p} ()`);
   const followFinal = options.followFinal ?? true;
   const parts = cleanPath(p).split('/').filter((x) => x !== '' && x !== '.');
   const resolved: string[] = [];

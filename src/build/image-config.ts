@@ -268,13 +268,4 @@ export function hostArchitecture(): string {
   }
 }
 
-/** time.Now().UTC() in RFC 3339 with nanoseconds, trailing zeros trimmed as Go does. */
-export function nowRfc3339Nano(): string {
-  const ns = process.hrtime.bigint();
-  const d = new Date();
-  const base = d.toISOString().slice(0, 19);
-  // Millisecond wall clock plus the sub-millisecond part of the monotonic clock: unique and
-  // increasing within a build, which is all the history needs.
-  const frac = (String(d.getUTCMilliseconds()).padStart(3, '0') + String(ns % 1000000n).padStart(6, '0')).replace(/0+$/, '');
-  return frac ? `${base}.${frac}Z` : `${base}Z`;
-}
+export { nowRfc3339Nano } from '../sys/go-time.js';

@@ -3,17 +3,17 @@
  * same operations give the same `diff` lines and the same inspect `Mounts`; a strata commit
  * saved and loaded into docker runs the same way there.
  */
+import { runcSkipReason } from '../helpers/containers.js';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { Dockerd, dockerSkipReason } from '../helpers/docker.js';
 import { buildBusybox, buildBusyboxSkipReason } from '../helpers/fixtures.js';
 import { makeTempRoot, releaseTempRoot, rootSkipReason, strata, strataOk, strataSkipReason } from '../helpers/strata-cli.js';
 
-const skip = strataSkipReason() ?? rootSkipReason() ?? buildBusyboxSkipReason() ?? dockerSkipReason()
-  ?? (existsSync('/usr/sbin/runc') || existsSync('/usr/bin/runc') ? undefined : 'runc is not installed');
+const skip = strataSkipReason() ?? rootSkipReason() ?? buildBusyboxSkipReason() ?? dockerSkipReason() ?? runcSkipReason();
 
 let dir: string;
 let root: string;

@@ -5,10 +5,11 @@
  * `distribution/` metadata is written, skopeo interoperates both ways, two concurrent pulls
  * download each layer once, and a tampered blob leaves nothing registered.
  */
+import { runcSkipReason } from '../helpers/containers.js';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { buildBusybox, buildBusyboxSkipReason } from '../helpers/fixtures.js';
@@ -16,8 +17,7 @@ import { Dockerd, dockerSkipReason } from '../helpers/docker.js';
 import { TestRegistry, registrySkipReason } from '../helpers/registry.js';
 import { makeTempRoot, releaseTempRoot, rootSkipReason, strata, strataOk, strataSkipReason } from '../helpers/strata-cli.js';
 
-const skip = strataSkipReason() ?? rootSkipReason() ?? buildBusyboxSkipReason() ?? registrySkipReason({ skopeo: true, htpasswd: true })
-  ?? (existsSync('/usr/sbin/runc') || existsSync('/usr/bin/runc') ? undefined : 'runc is not installed');
+const skip = strataSkipReason() ?? rootSkipReason() ?? buildBusyboxSkipReason() ?? registrySkipReason({ skopeo: true, htpasswd: true }) ?? runcSkipReason();
 
 let dir: string;
 let root: string;

@@ -4,6 +4,7 @@
  * names the volume; `prune --all`, the one command that removes named volumes without naming
  * them, leaves them restorable from the trash.
  */
+import { runcSkipReason } from '../helpers/containers.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -14,7 +15,7 @@ import { ConflictError } from '../../src/errors.js';
 import { Rng, buildBusybox, buildBusyboxSkipReason } from '../helpers/fixtures.js';
 import { makeTempRoot, releaseTempRoot, rootSkipReason } from '../helpers/strata-cli.js';
 
-const skip = rootSkipReason() ?? buildBusyboxSkipReason() ?? (existsSync('/usr/sbin/runc') || existsSync('/usr/bin/runc') ? undefined : 'runc is not installed');
+const skip = rootSkipReason() ?? buildBusyboxSkipReason() ?? runcSkipReason();
 const NAMED = ['keep1', 'keep2', 'keep3'];
 const SEEDS = [1, 2, 3];
 const STEPS = 30;
