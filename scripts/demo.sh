@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 
-if [ ! -f dist/src/cli/main.js ] || [ ! -f bin/strata.js ]; then
+if [ ! -f dist/cli/strata.cjs ]; then
   echo "demo: strata is not built; run: bash scripts/setup.sh" >&2
   exit 1
 fi
@@ -33,8 +33,8 @@ cleanup() {
   # containers first (their processes, network namespaces and port forwards), then
   # unmount anything left under our directories (deepest first), then remove them
   if [ "$keep_root" = 0 ] && [ -d "$root" ]; then
-    ids=$(node "$repo/bin/strata.js" ps -aq 2>/dev/null || true)
-    [ -n "$ids" ] && node "$repo/bin/strata.js" rm -f $ids >/dev/null 2>&1 || true
+    ids=$("$repo/bin/strata" ps -aq 2>/dev/null || true)
+    [ -n "$ids" ] && "$repo/bin/strata" rm -f $ids >/dev/null 2>&1 || true
   fi
   for d in "$work" $([ "$keep_root" = 0 ] && echo "$root"); do
     if [ -d "$d" ]; then
@@ -57,7 +57,7 @@ run() {
   printf '%s$ %s%s\n' "$dim" "${shown[*]}" "$off"
   "$@"
 }
-strata() { node "$repo/bin/strata.js" "$@"; }
+strata() { "$repo/bin/strata" "$@"; }
 
 say "1. Build a base image from busybox-static (no Docker involved)"
 run node scripts/make-base-image.js -o "$work/busybox.tar"

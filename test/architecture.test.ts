@@ -11,11 +11,12 @@ import { fileURLToPath } from 'node:url';
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const src = join(repo, 'src');
 
-const base = ['errors', 'digest'];
+const base = ['errors', 'digest', 'package-files'];
 const allowed: Record<string, string[]> = {
   errors: [],
+  'package-files': [],
   digest: ['errors'],
-  native: [],
+  native: ['package-files'],
   sys: [...base, 'native'],
   archive: [...base, 'native', 'sys'],
   drivers: [...base, 'native', 'sys', 'archive'],

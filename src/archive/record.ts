@@ -15,6 +15,7 @@ import { Worker } from 'node:worker_threads';
 import { gzipSync } from 'node:zlib';
 import type { Digest } from '../digest.js';
 import { InvalidArchiveError, StrataError } from '../errors.js';
+import { packageFile } from '../package-files.js';
 import type { FromRecordWorker, ToRecordWorker } from './record-worker.js';
 import { TarParser } from './tar-reader.js';
 import { TarSplitRecorder } from './tar-split.js';
@@ -44,7 +45,7 @@ let shared: Shared | undefined;
 
 function getWorker(): Shared {
   if (shared) return shared;
-  const worker = new Worker(new URL('./record-worker.js', import.meta.url));
+  const worker = new Worker(packageFile('dist/src/archive/record-worker.js'));
   const s: Shared = { worker, jobs: new Map(), nextId: 1 };
   const crash = (err: Error) => {
     if (shared === s) shared = undefined;

@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { checkArgs, FlagError, helpText, parseArgs, type CommandSpec, type Parsed } from './args.js';
 import type { Engine } from '../engine/engine.js';
 import { describeError } from './output.js';
+import { packageFile } from '../package-files.js';
 
 export const PROG = 'strata';
 
@@ -202,7 +203,7 @@ function groupHelp(name: string): string {
 
 /** strata's version from package.json (without loading the engine). */
 export async function readVersion(): Promise<string> {
-  const pkg = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(await readFile(packageFile('package.json'), 'utf8')) as { version: string };
   return pkg.version;
 }
 

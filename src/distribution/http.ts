@@ -9,8 +9,10 @@
  * Responses are returned unread; the caller consumes or `discard()`s the body, which frees the
  * socket for reuse.
  */
+import { readFileSync } from 'node:fs';
 import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import https from 'node:https';
+import tls from 'node:tls';
 
 import { transportError } from './errors.js';
 
@@ -103,6 +105,25 @@ function isRedirect(status: number): boolean {
   return status === 301 || status === 302 || status === 303 || status === 307 || status === 308;
 }
 
+/**
+ * The CAs a registry's certificate is checked against: Node's built-in roots plus the PEM file
+ * named by `NODE_EXTRA_CA_CERTS`. The CLI launcher hands that variable over as
+ * `STRATA_EXTRA_CA_CERTS`, because Node would otherwise parse the whole file at every start-up
+ * (~30 ms for a system bundle), and only registry traffic needs it.
+ */
+function trustedCertificates(): string[] | undefined {
+  const file = process.env.STRATA_EXTRA_CA_CERTS;
+  if (!file) return undefined;
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch (err) {
+    process.emitWarning(`Ignoring extra certs from \`${file}\`, load failed: ${(err as Error).message}`);
+    return undefined;
+  }
+  return [...tls.rootCertificates, pem];
+}
+
 export class HttpClient {
   readonly #http: http.Agent;
   readonly #https: https.Agent;
@@ -114,7 +135,7 @@ export class HttpClient {
   constructor(options: HttpClientOptions = {}) {
     const maxSockets = options.maxSockets ?? 8;
     this.#http = new http.Agent({ keepAlive: true, maxSockets });
-    this.#https = new https.Agent({ keepAlive: true, maxSockets });
+    this.#https = new https.Agent({ keepAlive: true, maxSockets, ca: trustedCertificates() });
     this.#httpsInsecure = new https.Agent({ keepAlive: true, maxSockets, rejectUnauthorized: false });
     this.#userAgent = options.userAgent ?? 'strata';
     this.#idleTimeoutMs = options.idleTimeoutMs ?? 60_000;

@@ -9,7 +9,7 @@
  */
 import { once } from 'node:events';
 import { closeSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -242,7 +242,6 @@ export async function runBuild(executor: EngineBuildExecutor, req: BuildRequest)
 
 /** Roughly what the docker CLI streams for a context: tar headers and padded file data. */
 async function contextSize(dir: string): Promise<number> {
-  const { readdir, lstat } = await import('node:fs/promises');
   let total = 1024;
   const walk = async (d: string): Promise<void> => {
     for (const name of await readdir(d)) {

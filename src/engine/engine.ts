@@ -15,13 +15,13 @@
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
 
 import type { Digest } from '../digest.js';
 import type { Driver } from '../drivers/driver.js';
 import { drivers, selectDriver } from '../drivers/registry.js';
 import { isErrno } from '../errors.js';
+import { packageFile } from '../package-files.js';
 import { ImageStore } from '../images/image-store.js';
 import { ReferenceStore } from '../images/reference-store.js';
 import { LayerStore } from '../layers/layer-store.js';
@@ -39,7 +39,7 @@ import type { ContainerNetworks } from './container-network.js';
 export const DEFAULT_DATA_ROOT = '/var/lib/strata';
 
 /** The CLI entry point (the monitor runs it for a container's exit clean-up). */
-const STRATA_BIN = fileURLToPath(new URL('../../../bin/strata.js', import.meta.url));
+const STRATA_BIN = packageFile('bin/strata');
 
 export interface EngineOptions {
   /** Default: `$STRATA_ROOT`, else `/var/lib/strata`. */
@@ -52,7 +52,7 @@ export interface EngineOptions {
 
 /** strata's version, from package.json. */
 export async function version(): Promise<string> {
-  const pkg = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(await readFile(packageFile('package.json'), 'utf8')) as { version: string };
   return pkg.version;
 }
 
@@ -185,7 +185,7 @@ export class Engine {
         images: this.imageService,
         volumes: () => this.volumes(),
         networks: () => this.networks(),
-        cliArgv: [process.execPath, STRATA_BIN, '--data-root', this.dataRoot, '--storage-driver', this.driver.name],
+        cliArgv: [STRATA_BIN, '--data-root', this.dataRoot, '--storage-driver', this.driver.name],
       }),
     );
     return this.#containers;

@@ -12,7 +12,7 @@
  * that nothing names while its owner is alive, and reaps those a crash orphaned. The record
  * keeps `parent` from garbage collection.
  */
-import { lstat, mkdir, open, rename, rm } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 
@@ -166,7 +166,7 @@ export class RWLayer {
     const merged = await this.mount();
     const base = this.#base() ?? (this.info.parent ? await this.#ctx.cacheIdOf(this.info.parent) : undefined);
     if (base === undefined) return tarTreeDiff(merged, undefined);
-    const viewDir = await import('node:fs/promises').then((fs) => fs.mkdtemp(path.join(this.#ctx.tmpDir, 'view-')));
+    const viewDir = await mkdtemp(path.join(this.#ctx.tmpDir, 'view-'));
     await mountAll(await driver.view(base), viewDir);
     const stream = tarTreeDiff(merged, viewDir);
     const cleanup = () => {

@@ -8,6 +8,7 @@ import { Readable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 
 import { DigestMismatchError, StrataError } from '../errors.js';
+import { packageFile } from '../package-files.js';
 
 const WINDOW = 64 << 20;
 
@@ -44,7 +45,7 @@ export class TarStreamPool {
 
   #worker(): Worker {
     if (this.#workers.length < this.#size) {
-      const w = new Worker(new URL('./tar-stream-worker.js', import.meta.url));
+      const w = new Worker(packageFile('dist/src/layers/tar-stream-worker.js'));
       // An idle pool must not keep the process alive.
       w.unref();
       w.on('message', (m: TarStreamToMain) => this.#onMessage(m));

@@ -13,6 +13,7 @@ import type { Readable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 
 import type { UnpackResult } from '../archive/layer.js';
+import { packageFile } from '../package-files.js';
 import type { ApplyTarget, FileRange } from './apply-layer.js';
 import { deserializeError, type FromWorker, type ToWorker } from './unpack-protocol.js';
 
@@ -87,7 +88,7 @@ export class UnpackPool {
   }
 
   #spawn(): Slot {
-    const worker = new Worker(new URL('./unpack-worker.js', import.meta.url));
+    const worker = new Worker(packageFile('dist/src/layers/unpack-worker.js'));
     // The pool must not keep the process alive on its own when a caller forgets close().
     worker.unref();
     const slot: Slot = { worker, busy: false };

@@ -9,6 +9,8 @@
  */
 import { createRequire } from 'node:module';
 
+import { packageFile } from '../package-files.js';
+
 export interface StatfsResult {
   /** f_type magic, e.g. 0xef53 for ext4, 0x9123683e for btrfs. */
   type: number;
@@ -86,10 +88,9 @@ let loaded: NativeAddon | undefined;
 /** The addon, loaded on first call. Throws a clear error when it was not built. */
 export function native(): NativeAddon {
   if (loaded) return loaded;
-  const require = createRequire(import.meta.url);
-  // Compiled, this file is dist/src/native/addon.js, so the package root is three levels up.
+  const require = createRequire(packageFile('package.json'));
   // A Debug build (`node-gyp rebuild --debug`) is accepted when there is no Release one.
-  const candidates = ['../../../build/Release/strata.node', '../../../build/Debug/strata.node'];
+  const candidates = ['./build/Release/strata.node', './build/Debug/strata.node'];
   let firstError: unknown;
   for (const candidate of candidates) {
     try {

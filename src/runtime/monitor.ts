@@ -26,10 +26,10 @@
  * (`start -a`, `logs -f`) reads the log with `readLog(..., { follow: true })`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import type { Socket } from 'node:net';
 
 import { StrataError } from '../errors.js';
+import { packageFile } from '../package-files.js';
 import { Runc } from './runc.js';
 
 /** What the caller sends on the control channel. */
@@ -83,7 +83,7 @@ export interface ExitInfo {
   finishedAt: string;
 }
 
-const MONITOR_MAIN = fileURLToPath(new URL('./monitor-main.js', import.meta.url));
+const MONITOR_MAIN = packageFile('dist/src/runtime/monitor-main.js');
 
 /**
  * One monitor lives as long as its container, so its footprint counts once per running

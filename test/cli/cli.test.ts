@@ -1,5 +1,5 @@
 /**
- * The strata CLI end to end (`node bin/strata.js --data-root <tmp> …`): docker's output,
+ * The strata CLI end to end (`bin/strata --data-root <tmp> …`): docker's output,
  * messages and exit statuses for load, images, inspect, tag, rmi, history, save, import,
  * prune, info and system df, and for usage errors.
  */
@@ -48,9 +48,9 @@ describe('strata CLI', { skip }, () => {
   after(() => releaseTempRoot(dir));
 
   it('prints its version and help without touching a data root', async () => {
-    const v = ok(await run(process.execPath, [STRATA_BIN, '--version']), 'version');
+    const v = ok(await run(STRATA_BIN, ['--version']), 'version');
     assert.match(v.stdout, /^strata version \d+\.\d+\.\d+\n$/);
-    const h = ok(await run(process.execPath, [STRATA_BIN, '--help']), 'help');
+    const h = ok(await run(STRATA_BIN, ['--help']), 'help');
     assert.match(h.stdout, /Usage: {2}strata \[OPTIONS\] COMMAND/);
     const ih = ok(await s(['images', '--help']), 'images --help');
     assert.match(ih.stdout, /Usage: {2}strata images \[OPTIONS\] \[REPOSITORY\[:TAG\]\]/);
@@ -162,7 +162,7 @@ describe('strata CLI', { skip }, () => {
     assert.equal(sha256(arch.images[0]!.config), app.id);
     assert.ok(arch.images[0]!.layers[1]!.equals(l2));
     assert.deepEqual(readdirSync(dir).filter((n) => n.startsWith('.strata_temp_')), []);
-    const stdout = await run(process.execPath, [STRATA_BIN, '--data-root', root, 'save', 'cli/app:1']);
+    const stdout = await run(STRATA_BIN, ['--data-root', root, 'save', 'cli/app:1']);
     assert.equal(stdout.code, 0, stdout.stderr);
     assert.ok(stdout.stdout.length > 2_000_000);
     const none = path.join(dir, 'none.tar');
@@ -170,7 +170,7 @@ describe('strata CLI', { skip }, () => {
     assert.equal(missing.stderr, 'Error response from daemon: No such image: nosuch\n');
     assert.ok(!existsSync(none));
     if (spawnSync('sh', ['-c', 'command -v script']).status === 0) {
-      const tty = spawnSync('script', ['-qec', `${process.execPath} ${STRATA_BIN} --data-root ${root} save cli/app:1`, '/dev/null'], { encoding: 'utf8' });
+      const tty = spawnSync('script', ['-qec', `${STRATA_BIN} --data-root ${root} save cli/app:1`, '/dev/null'], { encoding: 'utf8' });
       assert.match(tty.stdout, /cowardly refusing to save to a terminal\. Use the -o flag or redirect/);
     }
   });

@@ -215,7 +215,7 @@ describe('docker compatibility: save', { skip }, () => {
 
     it('save writes to stdout when no -o is given', async () => {
       const f = fixtures.find((x) => x.name === 'single')!;
-      const r = await run(process.execPath, [STRATA_BIN, '--data-root', root, 'save', f.images[0]!.tags[0]!], { timeoutMs: 120_000 });
+      const r = await run(STRATA_BIN, ['--data-root', root, 'save', f.images[0]!.tags[0]!], { timeoutMs: 120_000 });
       assert.equal(r.code, 0, r.stderr);
       assert.ok(r.stdout.length > 1024, 'archive bytes on stdout');
     });

@@ -1,5 +1,5 @@
 /**
- * Runs the real strata CLI (`node bin/strata.js`) as a child process, the way a user does, plus
+ * Runs the real strata CLI (`bin/strata`, the launcher a user runs) as a child process, the way a user does, plus
  * the small process/filesystem helpers the end-to-end suites share (temp roots that are
  * unmounted and removed even when a test fails).
  */
@@ -9,8 +9,8 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node
 import { join } from 'node:path';
 import { REPO_ROOT } from './fixtures.js';
 
-export const STRATA_BIN = join(REPO_ROOT, 'bin', 'strata.js');
-export const STRATA_MAIN = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
+export const STRATA_BIN = join(REPO_ROOT, 'bin', 'strata');
+export const STRATA_MAIN = join(REPO_ROOT, 'dist', 'cli', 'strata.cjs');
 
 export interface RunResult {
   code: number | null;
@@ -83,12 +83,12 @@ export interface StrataOptions extends RunOptions {
 function strataArgs(args: readonly string[], o: StrataOptions): string[] {
   const g = ['--data-root', o.root];
   if (o.driver) g.push('--storage-driver', o.driver);
-  return [STRATA_BIN, ...g, ...args];
+  return [...g, ...args];
 }
 
 /** `strata --data-root <root> [--storage-driver d] <args...>`. */
 export function strata(args: readonly string[], o: StrataOptions): Promise<RunResult> {
-  return run(process.execPath, strataArgs(args, o), { timeoutMs: 300_000, ...o, env: strataEnv(o.env) });
+  return run(STRATA_BIN, strataArgs(args, o), { timeoutMs: 300_000, ...o, env: strataEnv(o.env) });
 }
 
 export async function strataOk(args: readonly string[], o: StrataOptions): Promise<RunResult> {
@@ -99,7 +99,7 @@ export async function strataOk(args: readonly string[], o: StrataOptions): Promi
 
 /** Starts strata without waiting (crash tests kill it). */
 export function spawnStrata(args: readonly string[], o: StrataOptions): ChildProcess {
-  return spawn(process.execPath, strataArgs(args, o), { cwd: o.cwd, env: strataEnv(o.env), stdio: ['ignore', 'pipe', 'pipe'] });
+  return spawn(STRATA_BIN, strataArgs(args, o), { cwd: o.cwd, env: strataEnv(o.env), stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 function strataEnv(env?: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
