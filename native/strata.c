@@ -724,6 +724,23 @@ static napi_value js_syncfs(napi_env env, napi_callback_info info) {
   return undef;
 }
 
+/*
+ * readahead(2): starts reading a file into the page cache and returns at once. Rebuilding a
+ * layer reads thousands of small files in order; announcing the next ones lets the disk
+ * work on many of them while the current one is hashed and written.
+ */
+static napi_value js_readahead(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  napi_value undef = get_args(env, info, 3, argv);
+  if (!undef) return NULL;
+  int64_t fd, offset, count;
+  if (!arg_int(env, argv[0], "fd", &fd) || !arg_int(env, argv[1], "offset", &offset) ||
+      !arg_int(env, argv[2], "count", &count))
+    return NULL;
+  if (readahead((int)fd, (off64_t)offset, (size_t)count) != 0) throw_errno(env, errno, "readahead", NULL, NULL);
+  return undef;
+}
+
 /* ---------------------------------------------------------------- readdir types */
 
 /*
@@ -801,6 +818,7 @@ static napi_value init(napi_env env, napi_value exports) {
       !add_fn(env, exports, "renameat2", js_renameat2) ||
       !add_fn(env, exports, "ficlone", js_ficlone) || !add_fn(env, exports, "statfs", js_statfs) ||
       !add_fn(env, exports, "syncfs", js_syncfs) ||
+      !add_fn(env, exports, "readahead", js_readahead) ||
       !add_fn(env, exports, "readdirTypes", js_readdir_types)) {
     return NULL;
   }

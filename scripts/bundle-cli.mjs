@@ -20,6 +20,9 @@ await build({
   platform: 'node',
   format: 'cjs',
   target: 'node20',
+  // The loader runs the bundle through vm.Script, which cannot import(): built-ins loaded on
+  // demand with import() become require() calls.
+  supported: { 'dynamic-import': false },
   // Modules find package files from import.meta.url (src/package-files.ts); the bundle sits as
   // deep below the package root as dist/src/package-files.js, so its own URL serves.
   define: { 'import.meta.url': '__strataBundleUrl' },

@@ -7,13 +7,14 @@
  * a cold cache sees many reads in flight while the bytes are emitted strictly in order. Names are resolved inside `dir` without following any
  * symlink (resolve.ts), so a tampered layer dir cannot make us read outside it.
  */
-import { close, closeSync, constants as FS, fstatSync, openSync, read } from 'node:fs';
+import { close, closeSync, constants as FS, fstatSync, openSync, read, readSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { Readable } from 'node:stream';
 import { DigestMismatchError, NotFoundError } from '../errors.js';
+import { native } from '../native/addon.js';
 import { Crc64 } from './crc64.js';
 import { ConfinedTree, displayName, normalizeEntryName, parentOf } from './resolve.js';
-import { ENTRY_SEGMENT, readTarSplit, type TarSplitEntry } from './tar-split.js';
+import { ENTRY_SEGMENT, readTarSplit, tarSplitEntries, type TarSplitEntry } from './tar-split.js';
 
 /** Largest single read; bigger files are read as several positional chunks. */
 const READ_CHUNK = 4 << 20;
@@ -144,21 +145,7 @@ class AssembleStream extends Readable {
   }
 
   #queueFile(e: TarSplitEntry): void {
-    const nameBin = e.name!.toString('latin1');
-    const name = displayName(nameBin);
-    let fd: number;
-    try {
-      const rel = normalizeEntryName(nameBin, 'entry name', { allowAbsolute: true });
-      this.#tree.ensureDir(parentOf(rel), nameBin, false);
-      fd = openSync(this.#tree.abs(rel), FS.O_RDONLY | FS.O_NOFOLLOW);
-    } catch (err) {
-      throw new NotFoundError(`cannot rebuild layer: file "${name}" is missing or unreadable: ${(err as Error).message}`, { cause: err });
-    }
-    const st = fstatSync(fd);
-    if (!st.isFile() || st.size !== e.size) {
-      closeSync(fd);
-      throw new DigestMismatchError(`file integrity checksum failed for "${name}"`, e.payload!.toString('hex'), `size ${st.size} != ${e.size}`);
-    }
+    const { fd, name } = openPayload(this.#tree, e);
     const expected = e.payload!;
     const crc = this.#verify ? new Crc64() : undefined;
     const chunks: Promise<Buffer>[] = [];
@@ -193,6 +180,106 @@ class AssembleStream extends Readable {
       this.#openFds.delete(fd);
       close(fd, () => undefined);
     });
+  }
+}
+
+/** Whether an entry's payload is read from the layer dir (see #fill). */
+function hasPayload(e: TarSplitEntry): boolean {
+  // A zero checksum with a size means the header announced bytes that were never in the
+  // archive (header-only types such as a hard link with a size): nothing to read.
+  return e.type !== ENTRY_SEGMENT && e.size > 0 && e.payload!.readBigUInt64BE(0) !== 0n;
+}
+
+/** Opens a payload's file by its tar name inside the tree, never through a symlink. */
+function openPayload(tree: ConfinedTree, e: TarSplitEntry): { fd: number; name: string } {
+  const nameBin = e.name!.toString('latin1');
+  const name = displayName(nameBin);
+  let fd: number;
+  try {
+    const rel = normalizeEntryName(nameBin, 'entry name', { allowAbsolute: true });
+    tree.ensureDir(parentOf(rel), nameBin, false);
+    fd = openSync(tree.abs(rel), FS.O_RDONLY | FS.O_NOFOLLOW);
+  } catch (err) {
+    throw new NotFoundError(`cannot rebuild layer: file "${name}" is missing or unreadable: ${(err as Error).message}`, { cause: err });
+  }
+  const st = fstatSync(fd);
+  if (!st.isFile() || st.size !== e.size) {
+    closeSync(fd);
+    throw new DigestMismatchError(`file integrity checksum failed for "${name}"`, e.payload!.toString('hex'), `size ${st.size} != ${e.size}`);
+  }
+  return { fd, name };
+}
+
+/** Files opened and announced to the kernel (readahead) ahead of the one being copied. */
+const SYNC_AHEAD_FILES = 128;
+const SYNC_AHEAD_BYTES = 32 << 20;
+
+/**
+ * assembleLayer for a worker thread, synchronously and without per-file buffers: segments
+ * and file payloads are copied straight into `out`, and `flush(length)` is called each time
+ * it is full and once at the end. Payload CRCs are not checked: the caller hashes what it
+ * flushes and checks the diffID. On a cold cache the next files are opened ahead and handed
+ * to readahead(2), so the disk still has many reads in flight while this thread copies.
+ */
+export function assembleLayerSync(tarSplitGz: Buffer, dir: string, out: Buffer, flush: (length: number) => void): void {
+  const entries = [...tarSplitEntries(tarSplitGz)];
+  const tree = new ConfinedTree(Buffer.from(resolvePath(dir), 'utf8').toString('latin1'), 0);
+  const addon = native();
+  const opened = new Map<number, { fd: number; name: string }>();
+  let aheadIndex = 0;
+  let aheadBytes = 0;
+  let fill = 0;
+  const room = (): number => {
+    if (fill === out.length) {
+      flush(fill);
+      fill = 0;
+    }
+    return out.length - fill;
+  };
+  try {
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!;
+      if (e.type === ENTRY_SEGMENT) {
+        const payload = e.payload;
+        for (let at = 0; payload && at < payload.length; ) {
+          const n = Math.min(room(), payload.length - at);
+          payload.copy(out, fill, at, at + n);
+          fill += n;
+          at += n;
+        }
+        continue;
+      }
+      if (!hasPayload(e)) continue;
+      for (aheadIndex = Math.max(aheadIndex, i); aheadIndex < entries.length && opened.size < SYNC_AHEAD_FILES && aheadBytes < SYNC_AHEAD_BYTES; aheadIndex++) {
+        const next = entries[aheadIndex]!;
+        if (!hasPayload(next)) continue;
+        const file = openPayload(tree, next);
+        opened.set(aheadIndex, file);
+        aheadBytes += next.size;
+        try {
+          addon.readahead(file.fd, 0, next.size);
+        } catch {
+          // Only a hint.
+        }
+      }
+      const { fd, name } = opened.get(i)!;
+      opened.delete(i);
+      aheadBytes -= e.size;
+      try {
+        for (let pos = 0; pos < e.size; ) {
+          const length = Math.min(room(), e.size - pos);
+          const n = readSync(fd, out, fill, length, pos);
+          if (n === 0) throw new DigestMismatchError(`file integrity checksum failed for "${name}"`, e.payload!.toString('hex'), 'file shrank while reading');
+          fill += n;
+          pos += n;
+        }
+      } finally {
+        closeSync(fd);
+      }
+    }
+    if (fill > 0) flush(fill);
+  } finally {
+    for (const { fd } of opened.values()) closeSync(fd);
   }
 }
 

@@ -10,12 +10,12 @@
  *    alone plus a lookup in the lowers per path found there, so `diff` costs in proportion
  *    to the changes, not to the image (Docker mounts and walks both full trees).
  */
-import { lstat, readdir } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import path from 'node:path';
 
 import { isErrno } from '../errors.js';
 import { native } from '../native/addon.js';
+import { lstat, readdir } from '../sys/meta-fs.js';
 import { statDifferent } from './diff.js';
 import { OVERLAY_OPAQUE_XATTR } from './unpack.js';
 

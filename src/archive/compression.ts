@@ -8,9 +8,9 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import type { Readable, Transform } from 'node:stream';
-import * as zlib from 'node:zlib';
 import type { Digest } from '../digest.js';
 import { InvalidArchiveError, NotSupportedError } from '../errors.js';
+import { zlib } from '../sys/builtins.js';
 
 export type Compression = 'none' | 'gzip' | 'zstd' | 'bzip2' | 'xz';
 
@@ -37,7 +37,7 @@ export interface DecompressedInput {
 const OUTPUT_CHUNK = 256 * 1024;
 
 function zstdFactory(): (() => Transform) | undefined {
-  const z = zlib as unknown as { createZstdDecompress?: (opts?: object) => Transform };
+  const z = zlib() as unknown as { createZstdDecompress?: (opts?: object) => Transform };
   return typeof z.createZstdDecompress === 'function' ? () => z.createZstdDecompress!({ chunkSize: OUTPUT_CHUNK }) : undefined;
 }
 
@@ -99,7 +99,7 @@ export async function openDecompressed(input: Readable | AsyncIterable<Buffer>):
     case 'none':
       return { compression, chunks: raw(), compressedSize: () => rawSize, compressedDigest: () => undefined };
     case 'gzip':
-      make = () => zlib.createGunzip({ chunkSize: OUTPUT_CHUNK });
+      make = () => zlib().createGunzip({ chunkSize: OUTPUT_CHUNK });
       break;
     case 'zstd':
       make = zstdFactory();

@@ -4,7 +4,9 @@
  */
 import type { Readable, Writable } from 'node:stream';
 import type { Digest } from '../digest.js';
-import { assembleLayerImpl, type AssembleOptions } from './assemble.js';
+import { assembleLayerImpl, assembleLayerSync, type AssembleOptions } from './assemble.js';
+
+export { assembleLayerSync };
 
 export type { AssembleOptions };
 import { tarOverlayUpperImpl, tarTreeDiffImpl } from './diff.js';

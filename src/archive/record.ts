@@ -11,11 +11,11 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import type { Writable } from 'node:stream';
-import { Worker } from 'node:worker_threads';
-import { gzipSync } from 'node:zlib';
+import type { Worker } from 'node:worker_threads';
 import type { Digest } from '../digest.js';
 import { InvalidArchiveError, StrataError } from '../errors.js';
 import { packageFile } from '../package-files.js';
+import { workerThreads, zlib } from '../sys/builtins.js';
 import type { FromRecordWorker, ToRecordWorker } from './record-worker.js';
 import { TarParser } from './tar-reader.js';
 import { TarSplitRecorder } from './tar-split.js';
@@ -45,7 +45,7 @@ let shared: Shared | undefined;
 
 function getWorker(): Shared {
   if (shared) return shared;
-  const worker = new Worker(packageFile('dist/src/archive/record-worker.js'));
+  const worker = new (workerThreads().Worker)(packageFile('dist/src/archive/record-worker.js'));
   const s: Shared = { worker, jobs: new Map(), nextId: 1 };
   const crash = (err: Error) => {
     if (shared === s) shared = undefined;
@@ -133,7 +133,7 @@ export class Recording {
       this.#parser!.finish();
       this.#recorder!.close();
       diffId = `sha256:${this.#hash!.digest('hex')}`;
-      if (this.#sink) this.#write(gzipSync(this.#text.join('')));
+      if (this.#sink) this.#write(zlib().gzipSync(this.#text.join('')));
       this.#text = [];
     } else {
       const done = new Promise<Digest>((resolve, reject) => { this.#done = { resolve, reject }; });

@@ -12,9 +12,9 @@
  * both forms reassemble to the same bytes, and the reader accepts either.
  */
 import { StringDecoder } from 'node:string_decoder';
-import { createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
 import { InvalidArchiveError } from '../errors.js';
+import { zlib } from '../sys/builtins.js';
 import { Crc64 } from './crc64.js';
 import { cleanPath, type TarHeader } from './tar-header.js';
 
@@ -180,8 +180,62 @@ function parseEntry(line: string): TarSplitEntry {
 }
 
 /** Iterates the entries of a gzip-compressed tar-split record. */
+/**
+ * The entries of a whole tar-split record (gzip of JSON lines) held in memory; for callers
+ * that work synchronously (a worker rebuilding a layer). A record is ~50 bytes per file, so
+ * the cap on its decompressed size is far above any real layer.
+ */
+export function* tarSplitEntries(gz: Buffer): Generator<TarSplitEntry> {
+  let text: string;
+  try {
+    text = zlib().gunzipSync(gz, { maxOutputLength: 1 << 30 }).toString('utf8');
+  } catch (err) {
+    throw new InvalidArchiveError('invalid tar-split record: cannot decompress', { cause: err });
+  }
+  let start = 0;
+  for (;;) {
+    const nl = text.indexOf('\n', start);
+    const line = nl < 0 ? text.slice(start) : text.slice(start, nl);
+    if (line.trim() !== '') yield parseEntry(line);
+    if (nl < 0) return;
+    start = nl + 1;
+  }
+}
+
+/**
+ * Length of the tar a tar-split record rebuilds: its segments plus its file payloads. Sizes
+ * only, so segment payloads are measured, not decoded.
+ */
+export function tarSplitTarSize(gz: Buffer): number {
+  let text: string;
+  try {
+    text = zlib().gunzipSync(gz, { maxOutputLength: 1 << 30 }).toString('utf8');
+  } catch (err) {
+    throw new InvalidArchiveError('invalid tar-split record: cannot decompress', { cause: err });
+  }
+  let total = 0;
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue;
+    let obj: { type?: unknown; size?: unknown; payload?: unknown };
+    try {
+      obj = JSON.parse(line);
+    } catch (err) {
+      throw new InvalidArchiveError('invalid tar-split record: bad JSON line', { cause: err });
+    }
+    if (obj.type === ENTRY_SEGMENT) total += typeof obj.payload === 'string' ? Buffer.byteLength(obj.payload, 'base64') : 0;
+    else if (obj.type === ENTRY_FILE && typeof obj.size === 'number' && obj.size > 0) {
+      // A zero checksum marks a size announced by a header-only entry (a hard link with a
+      // size): those bytes were never in the archive (as in assembleLayer).
+      const crc = typeof obj.payload === 'string' ? Buffer.from(obj.payload, 'base64') : undefined;
+      if (crc?.length === 8 && crc.readBigUInt64BE(0) !== 0n) total += obj.size;
+    }
+    else if (obj.type !== ENTRY_FILE) throw new InvalidArchiveError(`invalid tar-split record: unknown entry type ${String(obj.type)}`);
+  }
+  return total;
+}
+
 export async function* readTarSplit(input: Readable | AsyncIterable<Buffer>): AsyncGenerator<TarSplitEntry> {
-  const gunzip = createGunzip();
+  const gunzip = zlib().createGunzip();
   const src = input as AsyncIterable<Buffer>;
   // Feed gunzip in the background with backpressure; errors surface through the iteration.
   const feed = (async () => {

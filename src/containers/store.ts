@@ -11,9 +11,10 @@
  * `create`). A directory without it, or a name entry whose container has none, is a leftover
  * of a crashed create and is ignored, then reaped by `recover()`.
  */
-import { mkdir, open, readFile, readdir, rename, rm, unlink } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import path from 'node:path';
 
+import { mkdir, readFile, readdir, rename, rm, unlink } from '../sys/meta-fs.js';
 import { ConflictError, InvalidArgumentError, NotFoundError, isErrno } from '../errors.js';
 import { atomicWriteFile } from '../sys/atomic.js';
 import { ensureDir, readOptional } from '../sys/fs.js';

@@ -27,9 +27,9 @@
  *    and Docker leaves one behind too whenever its rmdir fails.
  */
 import { constants as fsConstants } from 'node:fs';
-import { access, chmod, lstat, mkdir, readFile, readdir, readlink, symlink, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
+import { access, chmod, lstat, mkdir, readFile, readdir, readlink, symlink, unlink, writeFile } from '../sys/meta-fs.js';
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError, NotSupportedError, isErrno } from '../errors.js';
 import { atomicWriteFile } from '../sys/atomic.js';
 import { removeAll } from '../sys/fs.js';

@@ -4,9 +4,9 @@
  * that are bind-mounted over those placeholders at start.
  */
 import { chownSync, closeSync, fchownSync, lstatSync, mkdirSync, openSync, symlinkSync, unlinkSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 
+import { readFile } from '../sys/meta-fs.js';
 import { isErrno } from '../errors.js';
 import { atomicWriteFile } from '../sys/atomic.js';
 

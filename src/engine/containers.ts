@@ -20,10 +20,10 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { existsSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 
+import { mkdir, readFile, rm, stat, writeFile } from '../sys/meta-fs.js';
 import { changeLetter, type Change } from '../archive/changes.js';
 import { tarTreeDiff } from '../archive/layer.js';
 import { ContainerStore, type StoredContainer } from '../containers/store.js';

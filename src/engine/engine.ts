@@ -12,7 +12,8 @@
  *  3. opens the layer store, image store and reference store under `image/<driver>/`;
  *  4. runs the layer store's crash recovery.
  */
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { chmodSync, mkdirSync, readdirSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -56,22 +57,24 @@ export async function version(): Promise<string> {
   return pkg.version;
 }
 
-async function ensureDir(dir: string, mode: number): Promise<void> {
+// Opening a root is a dozen metadata syscalls; they are made synchronously (see sys/fs.ts).
+
+function ensureDir(dir: string, mode: number): void {
   try {
-    await mkdir(dir, { mode });
+    mkdirSync(dir, { mode });
   } catch (err) {
     if (isErrno(err, 'EEXIST')) return;
     if (!isErrno(err, 'ENOENT')) throw err;
-    await mkdir(path.dirname(dir), { recursive: true, mode: 0o711 });
-    await mkdir(dir, { mode });
+    mkdirSync(path.dirname(dir), { recursive: true, mode: 0o711 });
+    mkdirSync(dir, { mode });
   }
   // The umask must not narrow Docker's modes on the dirs we create.
-  await chmod(dir, mode);
+  chmodSync(dir, mode);
 }
 
-async function nonEmptyDir(dir: string): Promise<boolean> {
+function nonEmptyDir(dir: string): boolean {
   try {
-    return (await readdir(dir)).length > 0;
+    return readdirSync(dir).length > 0;
   } catch (err) {
     if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) return false;
     throw err;
@@ -80,7 +83,7 @@ async function nonEmptyDir(dir: string): Promise<boolean> {
 
 /** Removes what crashed processes left in `<root>/tmp` (entries nobody holds a lock on). */
 async function sweepTmp(tmp: string): Promise<void> {
-  for (const name of await readdir(tmp)) {
+  for (const name of readdirSync(tmp)) {
     const p = path.join(tmp, name);
     if (await isLockHeld(p).catch(() => false)) continue;
     await rm(p, { recursive: true, force: true });
@@ -91,7 +94,7 @@ async function sweepTmp(tmp: string): Promise<void> {
 async function rootDriver(dataRoot: string): Promise<string | undefined> {
   const found: string[] = [];
   for (const name of Object.keys(drivers)) {
-    if (await nonEmptyDir(path.join(dataRoot, 'image', name))) found.push(name);
+    if (nonEmptyDir(path.join(dataRoot, 'image', name))) found.push(name);
   }
   return found.length === 1 ? found[0] : undefined;
 }
@@ -136,16 +139,16 @@ export class Engine {
    */
   static async open(options: EngineOptions = {}): Promise<Engine> {
     const dataRoot = path.resolve(options.dataRoot ?? process.env.STRATA_ROOT ?? DEFAULT_DATA_ROOT);
-    await ensureDir(dataRoot, 0o710);
+    ensureDir(dataRoot, 0o710);
     const tmp = path.join(dataRoot, 'tmp');
-    await ensureDir(tmp, 0o700);
+    ensureDir(tmp, 0o700);
     await sweepTmp(tmp);
 
     const requested = options.storageDriver || process.env.STRATA_DRIVER || (await rootDriver(dataRoot));
     const { driver, reason } = await selectDriver(dataRoot, requested);
     const imageRoot = path.join(dataRoot, 'image', driver.name);
-    await ensureDir(path.join(dataRoot, 'image'), 0o700);
-    await ensureDir(imageRoot, 0o700);
+    ensureDir(path.join(dataRoot, 'image'), 0o700);
+    ensureDir(imageRoot, 0o700);
     const layerStore = await LayerStore.open({ imageRoot, driver });
     const imageStore = await ImageStore.open({ imageRoot, hasLayer: (id) => layerStore.has(id) });
     const referenceStore = await ReferenceStore.open({ imageRoot });
@@ -219,7 +222,7 @@ export class Engine {
     return this.imageService.load(input, options);
   }
 
-  save(names: readonly string[], output: Writable, options?: SaveOptions): Promise<void> {
+  save(names: readonly string[], output: Writable | { fd: number }, options?: SaveOptions): Promise<void> {
     return this.imageService.save(names, output, options);
   }
 

@@ -13,7 +13,6 @@ import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 
-import { readTarSplit, ENTRY_SEGMENT } from '../archive/tar-split.js';
 import { chainIds, digestHex, isDigest, shortId, type Digest } from '../digest.js';
 import type { Driver } from '../drivers/driver.js';
 import { ConflictError, InvalidArgumentError, InvalidArchiveError, NotFoundError } from '../errors.js';
@@ -258,12 +257,6 @@ export class ImageService {
   }
 
   /** Byte length of a layer's reassembled tar, from its tar-split record. */
-  async #tarSize(chainId: Digest): Promise<number> {
-    const file = path.join(this.#o.layers.root, 'sha256', digestHex(chainId), 'tar-split.json.gz');
-    let size = 0;
-    for await (const e of readTarSplit(createReadStream(file))) size += e.type === ENTRY_SEGMENT ? (e.payload?.length ?? 0) : e.size;
-    return size;
-  }
 
   // ---- layer/image consistency ----------------------------------------------------------
 
@@ -465,7 +458,14 @@ export class ImageService {
       const targetLayers = [];
       for (const [i, c] of chain.entries()) {
         if (!layers.has(c)) throw new NotFoundError(`layer does not exist: ${c}`);
-        targetLayers.push({ diffId: record.config.rootfs.diff_ids[i]!, size: await this.#tarSize(c), open: () => this.#o.layers.tarStream(c) });
+        const size = await this.#o.layers.tarSize(c);
+        targetLayers.push({
+          diffId: record.config.rootfs.diff_ids[i]!,
+          size,
+          open: () => this.#o.layers.tarStream(c),
+          writeAt: (fd: number, position: number, options: { signal?: AbortSignal; onBytes?: (bytes: number) => void }) =>
+            this.#o.layers.writeTarAt(c, { fd, position, size }, options),
+        });
       }
       const created = parseGoTime(record.config.created)?.unix;
       const target: TargetImage = { id, config: record.raw, tags: tags.get(id)!, layers: targetLayers };
@@ -479,9 +479,10 @@ export class ImageService {
   /**
    * Writes `docker save NAME...` output — Docker ≥ 25's OCI-combined docker-archive — to
    * `output` (not ended here). Names are resolved first, so a bad name fails before any byte
-   * is written.
+   * is written. Given a file (`{ fd }`, opened for writing, empty), layers are written in
+   * place by worker threads, two at a time; the file is not closed here.
    */
-  async save(names: readonly string[], output: Writable, options: SaveOptions = {}): Promise<void> {
+  async save(names: readonly string[], output: Writable | { fd: number }, options: SaveOptions = {}): Promise<void> {
     const targets = await this.#saveTargets(names);
     await (await dockerArchiveMedium()).write(targets, output, options);
   }

@@ -15,13 +15,14 @@
  * take no lock; writers hold `.lock` exclusively. The store knows nothing of layers beyond the
  * `hasLayer(chainId)` callback it is opened with.
  */
-import { readdir, rm, unlink } from 'node:fs/promises';
 import path from 'node:path';
 
 import { chainId, digestHex, isDigest, isHex64, sha256, type Digest } from '../digest.js';
 import { DigestMismatchError, InvalidArgumentError, NotFoundError, isErrno } from '../errors.js';
 import { atomicWriteFile } from '../sys/atomic.js';
 import { ensureDir, readOptional, readdirOptional } from '../sys/fs.js';
+import { nowRfc3339NanoLocal } from '../sys/go-time.js';
+import { readdir, rm, unlink } from '../sys/meta-fs.js';
 import { WriteLock } from './store-lock.js';
 
 /** The parsed image config (OCI/Docker). Raw bytes are kept separately and never re-serialised. */
@@ -83,24 +84,6 @@ function parseConfig(raw: Buffer): ImageConfig {
   }
   c.rootfs.diff_ids = diffIds;
   return c;
-}
-
-/** Go's time.Now().Format(time.RFC3339Nano): local zone, fraction without trailing zeros. */
-export function rfc3339NanoNow(): string {
-  // performance gives sub-millisecond wall time; Date alone stops at milliseconds.
-  const ms = performance.timeOrigin + performance.now();
-  const date = new Date(Math.floor(ms));
-  const nanos = Math.floor((ms - Math.floor(ms)) * 1e6) + date.getMilliseconds() * 1e6;
-  const pad = (n: number, w = 2): string => String(n).padStart(w, '0');
-  let fraction = nanos === 0 ? '' : `.${pad(nanos, 9)}`.replace(/0+$/, '');
-  if (fraction === '.') fraction = '';
-  const offset = -date.getTimezoneOffset();
-  const zone =
-    offset === 0 ? 'Z' : `${offset > 0 ? '+' : '-'}${pad(Math.floor(Math.abs(offset) / 60))}:${pad(Math.abs(offset) % 60)}`;
-  return (
-    `${pad(date.getFullYear(), 4)}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}` +
-    `T${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}${fraction}${zone}`
-  );
 }
 
 export class ImageStore {
@@ -259,7 +242,7 @@ export class ImageStore {
   async setLastUpdated(id: Digest): Promise<void> {
     await this.#lock.run(async () => {
       if ((await readOptional(this.#content(id))) === undefined) throw new NotFoundError(`unrecognized image ID ${id}`);
-      await this.#setMetadata(id, 'lastUpdated', rfc3339NanoNow());
+      await this.#setMetadata(id, 'lastUpdated', nowRfc3339NanoLocal());
     });
   }
 

@@ -15,7 +15,8 @@
  * Reads take no lock (the file is only ever replaced whole). Entries this code cannot parse
  * are kept as they are.
  */
-import { readFile, readdir, rm } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 
 import { isDigest, type Digest } from '../digest.js';
@@ -110,7 +111,7 @@ export class ReferenceStore {
   async #read(): Promise<Repositories | undefined> {
     let text: string;
     try {
-      text = await readFile(this.file, 'utf8');
+      text = readFileSync(this.file, 'utf8');
     } catch (err) {
       if (isErrno(err, 'ENOENT')) return undefined;
       throw err;

@@ -34,12 +34,14 @@
  *    record their ids under `mounts/<name>/` first, holding the shared lock.
  *  - Readers (get/list/tarStream) take no lock: directories appear and disappear by rename.
  */
-import { chmod, open, rename, stat } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 
+import { chmod, readFile, rename } from '../sys/meta-fs.js';
 import type { UnpackResult } from '../archive/layer.js';
 import { chainIds, digestHex, isDigest, isHex64, sha256, type Digest } from '../digest.js';
 import type { Driver } from '../drivers/driver.js';
@@ -199,6 +201,17 @@ function descriptorJson(d: LayerDescriptor): string {
   return JSON.stringify(out);
 }
 
+/** Docker's error for a layer whose rebuilt tar does not hash to its diffID. */
+function verifyDiffId(diffId: Digest, actual: string): DigestMismatchError | undefined {
+  if (actual === diffId) return undefined;
+  return new DigestMismatchError(
+    `could not verify layer data for: ${diffId}. This may be because internal files in the layer ` +
+      'store were modified. Re-pulling or rebuilding this image may resolve the issue',
+    diffId,
+    actual,
+  );
+}
+
 export class LayerStore {
   readonly driver: Driver;
   /** `<imageRoot>/layerdb`. */
@@ -223,7 +236,7 @@ export class LayerStore {
     await ensureDir(path.join(root, 'tmp'), 0o755);
     await ensureDir(path.join(root, 'sha256'), 0o755);
     await ensureDir(path.join(root, 'mounts'), 0o755);
-    const [a, b] = await Promise.all([stat(root), stat(options.driver.home)]);
+    const [a, b] = [statSync(root), statSync(options.driver.home)];
     return new LayerStore(root, options.driver, a.dev !== b.dev);
   }
 
@@ -734,17 +747,41 @@ export class LayerStore {
     if (!info) throw layerDoesNotExist();
     // Rebuilt on a worker thread (reads, sha256 and tar-split parsing off the main thread);
     // the sha256 covers every byte, so per-file CRCs would only repeat it.
-    this.#tarStreams ??= new (await import('./tar-stream-pool.js')).TarStreamPool(Math.min(2, os.availableParallelism()));
-    return this.#tarStreams.open(path.join(this.#dir(chainId), F.tarSplit), this.driver.layerDir(info.cacheId), (actual) =>
-      actual === info.diffId
-        ? undefined
-        : new DigestMismatchError(
-            `could not verify layer data for: ${info.diffId}. This may be because internal files in the layer ` +
-              'store were modified. Re-pulling or rebuilding this image may resolve the issue',
-            info.diffId,
-            actual,
-          ),
+    return (await this.#tarStreamPool()).open(path.join(this.#dir(chainId), F.tarSplit), this.driver.layerDir(info.cacheId), (actual) =>
+      verifyDiffId(info.diffId, actual),
     );
+  }
+
+  /**
+   * Like tarStream, but the tar is written by a worker straight into the file `fd` at
+   * `position`, where the caller reserved `size` bytes (the tar's length); a tar of any
+   * other length fails. Resolves once it is written and verified; on failure or abort, only
+   * after the worker's last write, so the caller may close or delete the file at once.
+   */
+  async writeTarAt(
+    chainId: Digest,
+    target: { fd: number; position: number; size: number },
+    options: { signal?: AbortSignal; onBytes?: (bytes: number) => void } = {},
+  ): Promise<void> {
+    const info = await this.get(chainId);
+    if (!info) throw layerDoesNotExist();
+    const actual = await (await this.#tarStreamPool()).writeAt(
+      { tarSplitPath: path.join(this.#dir(chainId), F.tarSplit), dir: this.driver.layerDir(info.cacheId), ...target },
+      options,
+    );
+    const err = verifyDiffId(info.diffId, actual);
+    if (err) throw err;
+  }
+
+  /** Byte length of the layer's tar (what tarStream yields), from its tar-split record. */
+  async tarSize(chainId: Digest): Promise<number> {
+    const { tarSplitTarSize } = await import('../archive/tar-split.js');
+    return tarSplitTarSize(await readFile(path.join(this.#dir(chainId), F.tarSplit)));
+  }
+
+  async #tarStreamPool(): Promise<TarStreamPool> {
+    this.#tarStreams ??= new (await import('./tar-stream-pool.js')).TarStreamPool(Math.min(2, os.availableParallelism()));
+    return this.#tarStreams;
   }
 
   // ---- removal and recovery -----------------------------------------------------------

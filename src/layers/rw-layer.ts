@@ -12,10 +12,12 @@
  * that nothing names while its owner is alive, and reaps those a crash orphaned. The record
  * keeps `parent` from garbage collection.
  */
-import { lstat, mkdir, mkdtemp, open, rename, rm } from 'node:fs/promises';
+import { closeSync, fsyncSync, openSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 
+import { lstat, mkdir, rename, rm } from '../sys/meta-fs.js';
 import type { Change } from '../archive/changes.js';
 import { isDigest, type Digest } from '../digest.js';
 import type { Driver, Usage } from '../drivers/driver.js';
@@ -213,11 +215,11 @@ export async function readRWLayerInfo(mountsDir: string, name: string): Promise<
 /** Writes a file in a write-set and fsyncs it (the set is renamed into place right after). */
 async function writeDurable(ws: WriteSet, name: string, data: string): Promise<void> {
   await ws.writeFile(name, data, 0o644);
-  const handle = await open(path.join(ws.path, name), 'r');
+  const fd = openSync(path.join(ws.path, name), 'r');
   try {
-    await handle.sync();
+    fsyncSync(fd);
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }
 

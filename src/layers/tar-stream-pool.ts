@@ -5,10 +5,11 @@
  * memory, while a layer the consumer will read next can be rebuilt ahead of time.
  */
 import { Readable } from 'node:stream';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 
 import { DigestMismatchError, StrataError } from '../errors.js';
 import { packageFile } from '../package-files.js';
+import { workerThreads } from '../sys/builtins.js';
 
 const WINDOW = 64 << 20;
 
@@ -19,10 +20,27 @@ export interface TarStreamRequest {
   window: number;
 }
 
+/** Rebuild a layer tar straight into `fd` at `position`; `size` bytes exactly. */
+export interface TarWriteRequest {
+  id: number;
+  tarSplitPath: string;
+  dir: string;
+  fd: number;
+  position: number;
+  size: number;
+}
+
 export type TarStreamToMain =
   | { type: 'data'; id: number; data: ArrayBuffer }
+  | { type: 'progress'; id: number; bytes: number }
   | { type: 'end'; id: number; digest: string }
   | { type: 'error'; id: number; message: string; name: string };
+
+interface WriteJob {
+  worker: Worker;
+  onBytes: ((bytes: number) => void) | undefined;
+  settle: (result: { digest?: string; error?: Error }) => void;
+}
 
 interface Job {
   stream: Readable;
@@ -32,11 +50,16 @@ interface Job {
   onEnd: (digest: string) => Error | undefined;
 }
 
+function workerError(m: { message: string; name: string }): Error {
+  return m.name === 'DigestMismatchError' ? new DigestMismatchError(m.message, '', '') : new StrataError('ERR_SYSTEM', m.message);
+}
+
 export class TarStreamPool {
   readonly #size: number;
   readonly #workers: Worker[] = [];
   readonly #load = new Map<Worker, number>();
   readonly #jobs = new Map<number, Job>();
+  readonly #writes = new Map<number, WriteJob>();
   #nextId = 1;
 
   constructor(size: number) {
@@ -45,7 +68,7 @@ export class TarStreamPool {
 
   #worker(): Worker {
     if (this.#workers.length < this.#size) {
-      const w = new Worker(packageFile('dist/src/layers/tar-stream-worker.js'));
+      const w = new (workerThreads().Worker)(packageFile('dist/src/layers/tar-stream-worker.js'));
       // An idle pool must not keep the process alive.
       w.unref();
       w.on('message', (m: TarStreamToMain) => this.#onMessage(m));
@@ -87,6 +110,44 @@ export class TarStreamPool {
     return job.stream;
   }
 
+  /**
+   * Rebuilds a layer's tar into the file `fd` at `position` (exactly `size` bytes) on a worker,
+   * and resolves with the bytes' sha256. `signal` stops it; the promise still settles only
+   * once the worker has made its last write, so the caller may close `fd` right after.
+   */
+  writeAt(
+    job: { tarSplitPath: string; dir: string; fd: number; position: number; size: number },
+    options: { signal?: AbortSignal; onBytes?: (bytes: number) => void } = {},
+  ): Promise<string> {
+    const id = this.#nextId++;
+    const worker = this.#worker();
+    this.#load.set(worker, (this.#load.get(worker) ?? 0) + 1);
+    worker.ref();
+    return new Promise<string>((resolve, reject) => {
+      const onAbort = (): void => worker.postMessage({ type: 'cancel', id });
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      this.#writes.set(id, {
+        worker,
+        onBytes: options.onBytes,
+        settle: ({ digest, error }) => {
+          options.signal?.removeEventListener('abort', onAbort);
+          this.#writes.delete(id);
+          this.#release(worker);
+          if (error) reject(error);
+          else resolve(digest!);
+        },
+      });
+      worker.postMessage({ type: 'write', req: { id, ...job } satisfies TarWriteRequest });
+      if (options.signal?.aborted) onAbort();
+    });
+  }
+
+  #release(worker: Worker): void {
+    const load = (this.#load.get(worker) ?? 1) - 1;
+    this.#load.set(worker, load);
+    if (load === 0) worker.unref();
+  }
+
   #credit(id: number): void {
     const job = this.#jobs.get(id);
     if (!job || job.owed === 0) return;
@@ -95,6 +156,13 @@ export class TarStreamPool {
   }
 
   #onMessage(m: TarStreamToMain): void {
+    const write = this.#writes.get(m.id);
+    if (write) {
+      if (m.type === 'progress') write.onBytes?.(m.bytes);
+      else if (m.type === 'end') write.settle({ digest: m.digest });
+      else if (m.type === 'error') write.settle({ error: workerError(m) });
+      return;
+    }
     const job = this.#jobs.get(m.id);
     if (!job) return;
     if (m.type === 'data') {
@@ -106,12 +174,9 @@ export class TarStreamPool {
       this.#finish(m.id);
       if (err) job.stream.destroy(err);
       else job.stream.push(null);
-    } else {
+    } else if (m.type === 'error') {
       this.#finish(m.id);
-      const err = m.name === 'DigestMismatchError'
-        ? new DigestMismatchError(m.message, '', '')
-        : new StrataError('ERR_SYSTEM', m.message);
-      job.stream.destroy(err);
+      job.stream.destroy(workerError(m));
     }
   }
 
@@ -119,9 +184,7 @@ export class TarStreamPool {
     const job = this.#jobs.get(id);
     if (!job) return;
     this.#jobs.delete(id);
-    const load = (this.#load.get(job.worker) ?? 1) - 1;
-    this.#load.set(job.worker, load);
-    if (load === 0) job.worker.unref();
+    this.#release(job.worker);
   }
 
   #failWorker(w: Worker, err: Error): void {
@@ -133,5 +196,7 @@ export class TarStreamPool {
       this.#jobs.delete(id);
       job.stream.destroy(err);
     }
+    // A dead worker writes nothing more.
+    for (const write of [...this.#writes.values()]) if (write.worker === w) write.settle({ error: err });
   }
 }

@@ -10,10 +10,11 @@
  *    so a fast source never piles up in memory behind a slow disk.
  */
 import type { Readable } from 'node:stream';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 
 import type { UnpackResult } from '../archive/layer.js';
 import { packageFile } from '../package-files.js';
+import { workerThreads } from '../sys/builtins.js';
 import type { ApplyTarget, FileRange } from './apply-layer.js';
 import { deserializeError, type FromWorker, type ToWorker } from './unpack-protocol.js';
 
@@ -88,7 +89,7 @@ export class UnpackPool {
   }
 
   #spawn(): Slot {
-    const worker = new Worker(packageFile('dist/src/layers/unpack-worker.js'));
+    const worker = new (workerThreads().Worker)(packageFile('dist/src/layers/unpack-worker.js'));
     // The pool must not keep the process alive on its own when a caller forgets close().
     worker.unref();
     const slot: Slot = { worker, busy: false };

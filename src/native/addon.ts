@@ -63,6 +63,8 @@ export interface NativeAddon {
   statfs(path: string): StatfsResult;
   /** syncfs(2) on the filesystem containing fd. */
   syncfs(fd: number): void;
+  /** readahead(2): start reading `count` bytes at `offset` into the page cache; returns at once. */
+  readahead(fd: number, offset: number, count: number): void;
   /**
    * opendir/readdir(3): `[name, d_type]` for each entry except `.` and `..`. Unlike Node's
    * readdir, DT_UNKNOWN is reported as is rather than resolved with lstat.

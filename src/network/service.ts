@@ -14,9 +14,10 @@
  * namespaces, veths and IPAM leases together.
  */
 import { createServer } from 'node:net';
-import { mkdir, open, readFile, rm, unlink } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import path from 'node:path';
 
+import { mkdir, readFile, rm, unlink } from '../sys/meta-fs.js';
 import { InvalidArgumentError, isErrno } from '../errors.js';
 import { native } from '../native/addon.js';
 import { atomicWriteFile } from '../sys/atomic.js';

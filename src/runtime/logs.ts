@@ -13,6 +13,7 @@ import { closeSync, openSync, writeSync, watch, type FSWatcher } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 
 import { isErrno } from '../errors.js';
+import { formatTimestamp, nowNs } from '../sys/go-time.js';
 
 export type LogStream = 'stdout' | 'stderr';
 
@@ -27,23 +28,6 @@ export interface LogEntry {
 export const MAX_LINE = 16 * 1024;
 
 // ---- time --------------------------------------------------------------------------------
-
-// Date has millisecond resolution; the monotonic clock supplies the digits below it. The
-// offset between the two is taken once, so successive stamps never go backwards.
-const epochNsAtStart = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
-
-/** Nanoseconds since the epoch. */
-export function nowNs(): bigint {
-  return epochNsAtStart + process.hrtime.bigint();
-}
-
-/** Go's time.RFC3339Nano in UTC: fractional seconds with trailing zeros removed. */
-export function formatTimestamp(ns: bigint): string {
-  const ms = Number(ns / 1_000_000n);
-  const iso = new Date(ms).toISOString(); // 2026-01-02T03:04:05.123Z
-  const frac = (ns % 1_000_000_000n).toString().padStart(9, '0').replace(/0+$/, '');
-  return `${iso.slice(0, 19)}${frac ? `.${frac}` : ''}Z`;
-}
 
 /** Parses an RFC 3339 time into nanoseconds since the epoch (for `--since`/`--until`). */
 export function parseTimestampNs(time: string): bigint {

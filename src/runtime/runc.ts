@@ -10,10 +10,10 @@
  */
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFile, rm, writeFile } from 'node:fs/promises';
 import { constants as osConstants, tmpdir } from 'node:os';
 import path from 'node:path';
 
+import { readFile, rm, writeFile } from '../sys/meta-fs.js';
 import { AlreadyExistsError, ConflictError, NotFoundError, StrataError, isErrno } from '../errors.js';
 import type { OciProcess } from './spec.js';
 

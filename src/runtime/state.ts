@@ -15,9 +15,9 @@
  * container and nothing stays behind in runc's state directory.
  */
 import { watch } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 
+import { readFile } from '../sys/meta-fs.js';
 import { StrataError, isErrno } from '../errors.js';
 import { atomicWriteFile } from '../sys/atomic.js';
 import { FileLock, isLockHeld } from '../sys/lock.js';

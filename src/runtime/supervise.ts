@@ -11,16 +11,17 @@
  */
 import { type ChildProcess, type StdioOptions } from 'node:child_process';
 import { closeSync, existsSync, watch, type FSWatcher } from 'node:fs';
-import { readFile, rm, writeFile } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import tty from 'node:tty';
 import path from 'node:path';
 
+import { readFile, rm, writeFile } from '../sys/meta-fs.js';
 import { StrataError } from '../errors.js';
 import { FileLock } from '../sys/lock.js';
 import { makePipe, type Pipe } from '../sys/pipe.js';
 import { native } from '../native/addon.js';
-import { JsonLogWriter, formatTimestamp, nowNs, type LogStream } from './logs.js';
+import { formatTimestamp, nowNs } from '../sys/go-time.js';
+import { JsonLogWriter, type LogStream } from './logs.js';
 import type { MonitorMessage, MonitorRequest } from './monitor.js';
 import { Runc, runcErrorMessages, signalNumber, startFailureExitCode } from './runc.js';
 import { MONITOR_LOCK, killAndDelete, logPath, writeRecord } from './state.js';

@@ -3,8 +3,11 @@
  * never a prefix, and a crash leaves at worst a stray temp file.
  */
 import { randomBytes } from 'node:crypto';
-import { constants as fsConstants, createWriteStream, type WriteStream } from 'node:fs';
-import { lstat, mkdtemp, open, rename, rm, unlink } from 'node:fs/promises';
+import {
+  closeSync, constants as fsConstants, createWriteStream, fchmodSync, fsyncSync, mkdtempSync, openSync, renameSync, rmSync,
+  writeFileSync, type WriteStream,
+} from 'node:fs';
+import { lstat, rename, rm } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 
@@ -29,30 +32,32 @@ export async function atomicWriteFile(
   // Same directory, so the rename never crosses a filesystem; dot-prefixed so listings
   // of the directory can tell it from real entries.
   const tmp = path.join(path.dirname(file), `.tmp-${path.basename(file)}${randomBytes(6).toString('hex')}`);
-  const handle = await open(tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
+  // Synchronous: these are small metadata files, and six thread-pool round trips would cost
+  // more than the writes themselves (see sys/fs.ts).
+  const fd = openSync(tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
   let renamed = false;
   try {
     try {
-      await handle.writeFile(data);
-      await handle.chmod(mode);
-      if (fsync) await handle.sync();
+      writeFileSync(fd, data);
+      fchmodSync(fd, mode);
+      if (fsync) fsyncSync(fd);
     } finally {
-      await handle.close();
+      closeSync(fd);
     }
-    await rename(tmp, file);
+    renameSync(tmp, file);
     renamed = true;
   } finally {
-    if (!renamed) await unlink(tmp).catch(() => undefined);
+    if (!renamed) rmSync(tmp, { force: true });
   }
 }
 
 /** fsyncs a directory, making renames and creations inside it durable. */
 export async function syncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
+  const fd = openSync(dir, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
   try {
-    await handle.sync();
+    fsyncSync(fd);
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }
 
@@ -89,7 +94,7 @@ export class WriteSet {
 
   /** Creates `<tmpDir>/write-set-XXXXXX` (mode 0700) and locks it. */
   static async create(tmpDir: string): Promise<WriteSet> {
-    const dir = await mkdtemp(path.join(tmpDir, 'write-set-'));
+    const dir = mkdtempSync(path.join(tmpDir, 'write-set-'));
     try {
       const lock = await FileLock.acquire(dir, { mode: 'exclusive', wait: false });
       return new WriteSet(dir, lock);
@@ -112,12 +117,12 @@ export class WriteSet {
    * with one syncfs instead of one fsync per file.
    */
   async writeFile(name: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
-    const handle = await open(this.#resolve(name), 'w', mode);
+    const fd = openSync(this.#resolve(name), 'w', mode);
     try {
-      await handle.writeFile(data);
-      await handle.chmod(mode);
+      writeFileSync(fd, data);
+      fchmodSync(fd, mode);
     } finally {
-      await handle.close();
+      closeSync(fd);
     }
   }
 
@@ -127,11 +132,11 @@ export class WriteSet {
 
   /** syncfs on the filesystem holding the set: every staged file and directory entry. */
   async sync(): Promise<void> {
-    const handle = await open(this.path, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
+    const fd = openSync(this.path, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
     try {
-      native().syncfs(handle.fd);
+      native().syncfs(fd);
     } finally {
-      await handle.close();
+      closeSync(fd);
     }
   }
 

@@ -1,6 +1,13 @@
-/** Small filesystem helpers shared by the stores and drivers. */
-import { constants as fsConstants } from 'node:fs';
-import { chmod, lstat, mkdir, mkdtemp, open, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+/**
+ * Small filesystem helpers shared by the stores and drivers.
+ *
+ * The helpers for small metadata (ensureDir, exists, readOptional, readdirOptional) make
+ * their syscalls synchronously: each is a few microseconds here, while a libuv thread-pool
+ * round trip costs 50-200 µs, and a strata command makes dozens of them before its real work.
+ * File contents of any size (layer data) stay asynchronous and streamed.
+ */
+import { chmodSync, constants as fsConstants, lstatSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import { isErrno } from '../errors.js';
@@ -21,7 +28,7 @@ export async function removeAll(target: string): Promise<void> {
 /** Whether `p` exists, without following a final symlink (a dangling link exists). */
 export async function exists(p: string): Promise<boolean> {
   try {
-    await lstat(p);
+    lstatSync(p);
     return true;
   } catch (err) {
     if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) return false;
@@ -94,21 +101,25 @@ export async function supportsDType(dir: string): Promise<boolean> {
  * layout has exact modes) and leaves existing ones as they are.
  */
 export async function ensureDir(dir: string, mode: number): Promise<void> {
+  ensureDirSync(dir, mode);
+}
+
+function ensureDirSync(dir: string, mode: number): void {
   try {
-    await mkdir(dir, { mode });
+    mkdirSync(dir, { mode });
   } catch (err) {
     if (isErrno(err, 'EEXIST')) return;
     if (!isErrno(err, 'ENOENT')) throw err;
-    await ensureDir(path.dirname(dir), mode);
-    return ensureDir(dir, mode);
+    ensureDirSync(path.dirname(dir), mode);
+    return ensureDirSync(dir, mode);
   }
-  await chmod(dir, mode);
+  chmodSync(dir, mode);
 }
 
 /** A file's bytes, or undefined when it (or a directory above it) does not exist. */
 export async function readOptional(file: string): Promise<Buffer | undefined> {
   try {
-    return await readFile(file);
+    return readFileSync(file);
   } catch (err) {
     if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) return undefined;
     throw err;
@@ -118,7 +129,7 @@ export async function readOptional(file: string): Promise<Buffer | undefined> {
 /** A directory's entry names, or none when it does not exist. */
 export async function readdirOptional(dir: string): Promise<string[]> {
   try {
-    return await readdir(dir);
+    return readdirSync(dir);
   } catch (err) {
     if (isErrno(err, 'ENOENT')) return [];
     throw err;

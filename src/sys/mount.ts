@@ -2,11 +2,11 @@
  * Performs the mounts that drivers describe as data, and
  * reads the mount table back.
  */
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import { StrataError, isErrno } from '../errors.js';
 import { native } from '../native/addon.js';
+import { readFile } from './meta-fs.js';
 
 /**
  * A mount described as data (containerd's `Mount`): drivers produce these, mountAll performs

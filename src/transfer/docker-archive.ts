@@ -13,7 +13,7 @@
  * blob mtimes the image's creation time. Docker's unreferenced legacy v1 JSON blobs are not
  * written.
  */
-import type { Readable, Writable } from 'node:stream';
+import type { Readable } from 'node:stream';
 
 import { digestHex, isDigest, sha256, type Digest } from '../digest.js';
 import { InvalidArchiveError } from '../errors.js';
@@ -21,7 +21,7 @@ import { familiarName, familiarString } from '../images/reference.js';
 import { hasEntry, readTreeFile, resolveFile, type FileTree } from './file-tree.js';
 import { compareGoKeys, goJson, sortedKeys } from './go-json.js';
 import type { ImageSource, SourceImage, SourceLayer, TargetImage, WriteProgress } from './image-source.js';
-import { TarWriter } from './tar-writer.js';
+import { TarWriter, type TarOutput } from './tar-writer.js';
 
 export const MANIFEST_FILE = 'manifest.json';
 export const REPOSITORIES_FILE = 'repositories';
@@ -190,7 +190,7 @@ function savedParents(images: readonly TargetImage[]): Map<Digest, Digest> {
  * bytes fail verification aborts the write with the layer store's error; `out` then holds a
  * truncated archive, so callers writing a file write it to a temp name first.
  */
-export async function write(images: readonly TargetImage[], out: Writable, options: { onProgress?: WriteProgress } = {}): Promise<void> {
+export async function write(images: readonly TargetImage[], out: TarOutput, options: { onProgress?: WriteProgress } = {}): Promise<void> {
   const blobs = new Map<string, Blob>();
   const addBlob = (blob: Blob) => {
     if (!blobs.has(blob.hex)) blobs.set(blob.hex, blob);
@@ -231,6 +231,59 @@ export async function write(images: readonly TargetImage[], out: Writable, optio
   await tar.dir('blobs/', { mtime: 0 });
   await tar.dir('blobs/sha256/', { mtime: 0 });
   const ordered = [...blobs.values()].sort((a, b) => compareGoKeys(a.hex, b.hex));
+  if (tar.positional && ordered.every((b) => !b.layer || b.layer.writeAt)) {
+    await writeMembersInPlace(tar, (out as { fd: number }).fd, ordered, options);
+  } else {
+    await streamMembers(tar, ordered, options);
+  }
+  await tar.file('index.json', Buffer.from(goJson({ schemaVersion: 2, mediaType: MEDIA_TYPE.index, manifests: index })), { mtime: 0 });
+  await tar.file(MANIFEST_FILE, Buffer.from(goJson(manifest) + '\n'), { mtime: 0 });
+  await tar.file('oci-layout', Buffer.from(OCI_LAYOUT_CONTENT), { mtime: 0 });
+  if (Object.keys(repositories).length > 0) {
+    const repos: Record<string, Record<string, string>> = {};
+    for (const name of Object.keys(repositories).sort(compareGoKeys)) repos[name] = sortedKeys(repositories[name]!);
+    await tar.file(REPOSITORIES_FILE, Buffer.from(goJson(repos) + '\n'), { mtime: 0 });
+  }
+  await tar.finish();
+}
+
+/** Layers written in place by their sources, this many at once (the layer store's workers). */
+const LAYERS_IN_PARALLEL = 2;
+
+/**
+ * The blobs of a file output: small ones written here, each layer's slot reserved and filled
+ * by its source on a worker. Every started layer has settled (made its last write) before
+ * this returns or throws, so the caller may close and delete the file.
+ */
+async function writeMembersInPlace(tar: TarWriter, fd: number, ordered: readonly Blob[], options: { onProgress?: WriteProgress }): Promise<void> {
+  const abort = new AbortController();
+  const running = new Set<Promise<void>>();
+  let failure: unknown;
+  for (const blob of ordered) {
+    const name = `blobs/sha256/${blob.hex}`;
+    if (blob.data) {
+      await tar.file(name, blob.data, { mtime: blob.mtime });
+      continue;
+    }
+    const layer = blob.layer!;
+    const at = await tar.reserve(name, layer.size, { mtime: blob.mtime });
+    while (running.size >= LAYERS_IN_PARALLEL) await Promise.race(running);
+    if (failure !== undefined) break;
+    const onBytes = options.onProgress && ((bytes: number) => options.onProgress!({ diffId: layer.diffId, bytes, total: layer.size }));
+    const job: Promise<void> = layer.writeAt!(fd, at, { signal: abort.signal, onBytes })
+      .catch((err: unknown) => {
+        failure ??= err;
+        abort.abort();
+      })
+      .finally(() => running.delete(job));
+    running.add(job);
+  }
+  await Promise.all(running);
+  if (failure !== undefined) throw failure;
+}
+
+/** The blobs of a stream output, in order; the next layer is opened while one is written. */
+async function streamMembers(tar: TarWriter, ordered: readonly Blob[], options: { onProgress?: WriteProgress }): Promise<void> {
   const layerBlobs = ordered.filter((b) => b.layer !== undefined);
   // The next layer is opened while the current one is written, so a source that rebuilds
   // layers ahead of time (the layer store does, on worker threads) keeps two cores busy.
@@ -267,13 +320,4 @@ export async function write(images: readonly TargetImage[], out: Writable, optio
     // A failure mid-archive must not leave a prefetched layer running.
     for (const p of opened.values()) void p.then((s) => s.destroy(), () => undefined);
   }
-  await tar.file('index.json', Buffer.from(goJson({ schemaVersion: 2, mediaType: MEDIA_TYPE.index, manifests: index })), { mtime: 0 });
-  await tar.file(MANIFEST_FILE, Buffer.from(goJson(manifest) + '\n'), { mtime: 0 });
-  await tar.file('oci-layout', Buffer.from(OCI_LAYOUT_CONTENT), { mtime: 0 });
-  if (Object.keys(repositories).length > 0) {
-    const repos: Record<string, Record<string, string>> = {};
-    for (const name of Object.keys(repositories).sort(compareGoKeys)) repos[name] = sortedKeys(repositories[name]!);
-    await tar.file(REPOSITORIES_FILE, Buffer.from(goJson(repos) + '\n'), { mtime: 0 });
-  }
-  await tar.finish();
 }

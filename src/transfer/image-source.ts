@@ -63,6 +63,12 @@ export interface TargetLayer {
   size: number;
   /** The layer tar; the stream fails at its end if the bytes do not hash to `diffId`. */
   open(): Promise<Readable>;
+  /**
+   * Optional fast path for a file output: writes the tar (exactly `size` bytes) into `fd` at
+   * `position` off the main thread, verified against `diffId`. Settles only after its last
+   * write, also when it fails or `signal` aborts it.
+   */
+  writeAt?(fd: number, position: number, options: { signal?: AbortSignal; onBytes?: (bytes: number) => void }): Promise<void>;
 }
 
 /** Progress of a sink: uncompressed bytes of one layer written so far. */

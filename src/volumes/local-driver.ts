@@ -6,7 +6,6 @@
  * Only rules and the single mount/unmount syscalls live here; bookkeeping (who uses a
  * mount, when to mount) belongs to the service, which persists it on disk.
  */
-import { lookup } from 'node:dns/promises';
 import { isIPv4 } from 'node:net';
 
 import { InvalidArgumentError, StrataError } from '../errors.js';
@@ -136,6 +135,8 @@ export async function mountLocalVolume(cfg: OptsConfig, target: string): Promise
     const addr = optionValue(opts, 'addr');
     if (addr !== '' && !isIPv4(addr)) {
       try {
+        // Loaded here: only NFS volumes name hosts, and node:dns costs every command start-up.
+        const { lookup } = await import('node:dns/promises');
         const { address } = await lookup(addr);
         opts = opts.replace(`addr=${addr}`, `addr=${address}`);
       } catch (err) {

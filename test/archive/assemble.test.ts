@@ -9,7 +9,8 @@ import { PassThrough, Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { assembleLayer, unpackLayer, type WhiteoutFormat } from '../../src/archive/layer.js';
+import { assembleLayer, assembleLayerSync, unpackLayer, type WhiteoutFormat } from '../../src/archive/layer.js';
+import { tarSplitTarSize } from '../../src/archive/tar-split.js';
 import { encodeHeader, type TarHeader } from '../../src/archive/tar-header.js';
 import { DigestMismatchError, NotFoundError } from '../../src/errors.js';
 import { native } from '../../src/native/addon.js';
@@ -49,12 +50,25 @@ async function unpack(t: TestContext, tar: Buffer, whiteouts: WhiteoutFormat = '
   return { dir, tarSplit: await split, diffId: res.diffId };
 }
 
+function syncAssemble(tarSplit: Buffer, dir: string): Buffer {
+  const out = Buffer.alloc(64 << 10);
+  const parts: Buffer[] = [];
+  assembleLayerSync(tarSplit, dir, out, (n) => parts.push(Buffer.from(out.subarray(0, n))));
+  return Buffer.concat(parts);
+}
+
 async function roundTrip(t: TestContext, tar: Buffer, whiteouts: WhiteoutFormat = 'overlay'): Promise<void> {
   const { dir, tarSplit, diffId } = await unpack(t, tar, whiteouts);
   const back = await collect(assembleLayer(Readable.from([tarSplit]), dir));
   assert.equal(back.length, tar.length);
   assert.ok(back.equals(tar), 'reassembled bytes differ');
   assert.equal(`sha256:${createHash('sha256').update(back).digest('hex')}`, diffId);
+  // The worker's synchronous path, with a buffer small enough to split headers and payloads.
+  const out = Buffer.alloc(700);
+  const parts: Buffer[] = [];
+  assembleLayerSync(tarSplit, dir, out, (n) => parts.push(Buffer.from(out.subarray(0, n))));
+  assert.ok(Buffer.concat(parts).equals(tar), 'synchronously reassembled bytes differ');
+  assert.equal(tarSplitTarSize(tarSplit), tar.length);
 }
 
 function goHeader(over: Partial<TarHeader>): TarHeader {
@@ -166,12 +180,15 @@ describe('assembleLayer: integrity', () => {
     });
     writeFileSync(join(dir, 'a/file'), 'short');
     await assert.rejects(collect(assembleLayer(Readable.from([tarSplit]), dir)), /file integrity checksum failed for "a\/file"/);
+    // The synchronous path checks sizes; content is left to the caller's diffID check.
+    assert.throws(() => syncAssemble(tarSplit, dir), /file integrity checksum failed for "a\/file"/);
   });
 
   it('fails clearly when a payload file is missing', async (t) => {
     const { dir, tarSplit } = await unpack(t, buildTar([{ name: 'gone', body: 'x' }]));
     rmSync(join(dir, 'gone'));
     await assert.rejects(collect(assembleLayer(Readable.from([tarSplit]), dir)), NotFoundError);
+    assert.throws(() => syncAssemble(tarSplit, dir), NotFoundError);
   });
 
   it('never follows a symlink planted in the layer dir', async (t) => {
@@ -181,13 +198,17 @@ describe('assembleLayer: integrity', () => {
     rmSync(join(dir, 'a'), { recursive: true });
     symlinkSync(elsewhere, join(dir, 'a'));
     await assert.rejects(collect(assembleLayer(Readable.from([tarSplit]), dir)), /is a symlink/);
+    assert.throws(() => syncAssemble(tarSplit, dir), /is a symlink/);
     rmSync(join(dir, 'a'));
     mkdirSync(join(dir, 'a'));
     symlinkSync(join(elsewhere, 'secret'), join(dir, 'a/secret'));
     await assert.rejects(collect(assembleLayer(Readable.from([tarSplit]), dir)), NotFoundError);
+    assert.throws(() => syncAssemble(tarSplit, dir), NotFoundError);
   });
 
   it('rejects a corrupt tar-split record', async (t) => {
     await assert.rejects(collect(assembleLayer(Readable.from([Buffer.from('not gzip')]), tempDir(t))), /tar-split/);
+    assert.throws(() => syncAssemble(Buffer.from('not gzip'), tempDir(t)), /tar-split/);
+    assert.throws(() => tarSplitTarSize(Buffer.from('not gzip')), /tar-split/);
   });
 });

@@ -4,6 +4,7 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { closeSync, openSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -177,6 +178,35 @@ for (const factory of FACTORIES) {
     const l3 = await env.store.register(Readable.from([gzipSync(tarOf(3))]), l2.chainId);
     assert.equal(l3.diffId, sha256(tarOf(3)));
     assert.deepEqual(await collect(await env.store.tarStream(l3.chainId)), tarOf(3));
+  });
+
+  test(`${factory.name}: writeTarAt puts the same bytes at an offset of a file; tarSize is their length`, async (t) => {
+    const env = await setup(t, factory);
+    if (!env) return;
+    const base = baseTar();
+    const child = childTar();
+    const l1 = await env.store.register(Readable.from([base]), undefined);
+    const l2 = await env.store.register(Readable.from([child]), l1.chainId);
+    assert.equal(await env.store.tarSize(l1.chainId), base.length);
+    assert.equal(await env.store.tarSize(l2.chainId), child.length);
+    const file = path.join(env.root, 'out.bin');
+    const fd = openSync(file, 'w+');
+    try {
+      // Both at once, as `save -o` runs them, into slots that abut.
+      const progress: number[] = [];
+      await Promise.all([
+        env.store.writeTarAt(l1.chainId, { fd, position: 100, size: base.length }),
+        env.store.writeTarAt(l2.chainId, { fd, position: 100 + base.length, size: child.length }, { onBytes: (n) => progress.push(n) }),
+      ]);
+      assert.equal(progress.at(-1), child.length);
+      // A slot of the wrong size is refused rather than overrun.
+      await assert.rejects(env.store.writeTarAt(l2.chainId, { fd, position: 0, size: child.length - 512 }), /longer than its recorded/);
+    } finally {
+      closeSync(fd);
+    }
+    const out = await readFile(file);
+    assert.ok(out.subarray(100, 100 + base.length).equals(base));
+    assert.ok(out.subarray(100 + base.length, 100 + base.length + child.length).equals(child));
   });
 
   test(`${factory.name}: chainID vectors from the facts (empty tar, empty stream)`, async (t) => {
@@ -364,12 +394,19 @@ for (const factory of FACTORIES) {
     seg.payload = bytes.toString('base64');
     lines[0] = JSON.stringify(seg);
     await writeFile(tsPath, gzipSync(lines.join('\n')));
-    await assert.rejects(collect(await store.tarStream(l.chainId)), {
+    const mismatch = {
       code: 'ERR_DIGEST_MISMATCH',
       message:
         `could not verify layer data for: ${l.diffId}. This may be because internal files in the layer store were ` +
         'modified. Re-pulling or rebuilding this image may resolve the issue',
-    });
+    };
+    await assert.rejects(collect(await store.tarStream(l.chainId)), mismatch);
+    const fd = openSync(path.join(env.root, 'out.bin'), 'w');
+    try {
+      await assert.rejects(store.writeTarAt(l.chainId, { fd, position: 0, size: await store.tarSize(l.chainId) }), mismatch);
+    } finally {
+      closeSync(fd);
+    }
     await assert.rejects(store.tarStream(sha256('nothing')), { message: 'layer does not exist' });
   });
 }

@@ -9,11 +9,11 @@ import {
   JsonLogWriter,
   MAX_LINE,
   encodeLogString,
-  formatTimestamp,
   parseTimestampNs,
   readLog,
   type LogEntry,
 } from '../../src/runtime/logs.js';
+import { formatTimestamp } from '../../src/sys/go-time.js';
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(path.join(tmpdir(), 'strata-logs-'));

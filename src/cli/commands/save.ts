@@ -1,9 +1,8 @@
 /** `strata save` / `strata image save`. */
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { finished } from 'node:stream/promises';
 
 import type { Parsed } from '../args.js';
 import type { Cli } from '../main.js';
@@ -45,16 +44,18 @@ export async function run(cli: Cli, { flags, args }: Parsed): Promise<number> {
   // Written next to the target and renamed into place, so a failed save leaves nothing
   // (docker's CopyToFile does the same; the file ends up 0600 like docker's).
   const tmp = path.join(path.dirname(output), `.strata_temp_${randomBytes(6).toString('hex')}`);
-  const file = createWriteStream(tmp, { mode: 0o600, flags: 'wx' });
+  // A file, not a stream: the engine writes layers in place, side by side (see engine.save).
+  const fd = openSync(tmp, 'wx', 0o600);
   try {
-    await engine.save(args, file, {
-      onProgress: bars && ((e) => bars.update(truncateId(e.diffId), 'Saving layer', e.bytes, e.total, e.bytes >= e.total)),
-    });
-    file.end();
-    await finished(file);
+    try {
+      await engine.save(args, { fd }, {
+        onProgress: bars && ((e) => bars.update(truncateId(e.diffId), 'Saving layer', e.bytes, e.total, e.bytes >= e.total)),
+      });
+    } finally {
+      closeSync(fd);
+    }
     await rename(tmp, output);
   } catch (err) {
-    file.destroy();
     await unlink(tmp).catch(() => undefined);
     throw err;
   }
