@@ -725,6 +725,61 @@ static napi_value js_syncfs(napi_env env, napi_callback_info info) {
 }
 
 /*
+ * syncfs on libuv's thread pool: a load starts flushing each finished layer while it
+ * unpacks the next one, so the final (awaited) syncfs finds little left to write.
+ */
+struct syncfs_work {
+  napi_async_work work;
+  napi_deferred deferred;
+  int fd, err;
+};
+
+static void syncfs_execute(napi_env env, void *data) {
+  (void)env;
+  struct syncfs_work *w = data;
+  w->err = syncfs(w->fd) == 0 ? 0 : errno;
+}
+
+static void syncfs_complete(napi_env env, napi_status status, void *data) {
+  struct syncfs_work *w = data;
+  napi_value v;
+  if (status != napi_ok) {
+    napi_get_undefined(env, &v);
+    napi_reject_deferred(env, w->deferred, v);
+  } else if (w->err) {
+    v = make_errno_error(env, w->err, "syncfs", NULL, NULL);
+    if (v) napi_reject_deferred(env, w->deferred, v);
+  } else {
+    napi_get_undefined(env, &v);
+    napi_resolve_deferred(env, w->deferred, v);
+  }
+  napi_delete_async_work(env, w->work);
+  free(w);
+}
+
+static napi_value js_syncfs_async(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  int64_t fd;
+  if (!arg_int(env, argv[0], "fd", &fd)) return NULL;
+  struct syncfs_work *w = calloc(1, sizeof *w);
+  if (!w) {
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
+  w->fd = (int)fd;
+  napi_value promise, name;
+  if (napi_create_promise(env, &w->deferred, &promise) != napi_ok ||
+      napi_create_string_utf8(env, "strata:syncfs", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, syncfs_execute, syncfs_complete, w, &w->work) != napi_ok ||
+      napi_queue_async_work(env, w->work) != napi_ok) {
+    free(w);
+    return NULL;
+  }
+  return promise;
+}
+
+/*
  * readahead(2): starts reading a file into the page cache and returns at once. Rebuilding a
  * layer reads thousands of small files in order; announcing the next ones lets the disk
  * work on many of them while the current one is hashed and written.
@@ -819,6 +874,7 @@ static napi_value init(napi_env env, napi_value exports) {
       !add_fn(env, exports, "ficlone", js_ficlone) || !add_fn(env, exports, "statfs", js_statfs) ||
       !add_fn(env, exports, "syncfs", js_syncfs) ||
       !add_fn(env, exports, "readahead", js_readahead) ||
+      !add_fn(env, exports, "syncfsAsync", js_syncfs_async) ||
       !add_fn(env, exports, "readdirTypes", js_readdir_types)) {
     return NULL;
   }

@@ -55,6 +55,8 @@ export interface UnpackResult {
   compressedDigest?: Digest;
   /** Raw input bytes consumed. */
   compressedSize: number;
+  /** Bytes of the uncompressed tar: what reassembling it from tar-split yields. */
+  tarSize: number;
 }
 
 /**

@@ -202,6 +202,37 @@ export function* tarSplitEntries(gz: Buffer): Generator<TarSplitEntry> {
   }
 }
 
+const ZERO_CRC = Buffer.alloc(8).toString('base64');
+
+/**
+ * Bytes one tar-split line adds to the tar. Lines are read by position rather than parsed:
+ * a record is tens of thousands of lines, and `save` sizes every layer before writing. The
+ * writer (Go's encoder, or ours) puts "type" first; inside a JSON string a quote is always
+ * escaped, so `,"size":` and `,"payload":` can only be keys. Anything else is parsed.
+ */
+function entryTarBytes(text: string, start: number, end: number): number {
+  const line = text.slice(start, end);
+  if (line.trim() === '') return 0;
+  const payloadAt = line.indexOf(',"payload":');
+  if (line.startsWith('{"type":2,') && payloadAt >= 0) {
+    if (line.startsWith('null', payloadAt + 11)) return 0;
+    const from = payloadAt + 12;
+    return Buffer.byteLength(line.slice(from, line.indexOf('"', from)), 'base64');
+  }
+  if (line.startsWith('{"type":1,') && payloadAt >= 0) {
+    const sizeAt = line.indexOf(',"size":');
+    if (sizeAt < 0 || sizeAt > payloadAt) return 0;
+    const size = Number(line.slice(sizeAt + 8, payloadAt));
+    if (!Number.isSafeInteger(size) || size < 0) parseEntry(line); // throws its error
+    // A zero checksum marks a size announced by a header-only entry (a hard link with a
+    // size): those bytes were never in the archive (as in assembleLayer).
+    return line.startsWith(`"${ZERO_CRC}"`, payloadAt + 11) ? 0 : size;
+  }
+  const e = parseEntry(line);
+  if (e.type === ENTRY_SEGMENT) return e.payload?.length ?? 0;
+  return e.size > 0 && e.payload !== null && e.payload.readBigUInt64BE(0) !== 0n ? e.size : 0;
+}
+
 /**
  * Length of the tar a tar-split record rebuilds: its segments plus its file payloads. Sizes
  * only, so segment payloads are measured, not decoded.
@@ -214,22 +245,12 @@ export function tarSplitTarSize(gz: Buffer): number {
     throw new InvalidArchiveError('invalid tar-split record: cannot decompress', { cause: err });
   }
   let total = 0;
-  for (const line of text.split('\n')) {
-    if (line.trim() === '') continue;
-    let obj: { type?: unknown; size?: unknown; payload?: unknown };
-    try {
-      obj = JSON.parse(line);
-    } catch (err) {
-      throw new InvalidArchiveError('invalid tar-split record: bad JSON line', { cause: err });
-    }
-    if (obj.type === ENTRY_SEGMENT) total += typeof obj.payload === 'string' ? Buffer.byteLength(obj.payload, 'base64') : 0;
-    else if (obj.type === ENTRY_FILE && typeof obj.size === 'number' && obj.size > 0) {
-      // A zero checksum marks a size announced by a header-only entry (a hard link with a
-      // size): those bytes were never in the archive (as in assembleLayer).
-      const crc = typeof obj.payload === 'string' ? Buffer.from(obj.payload, 'base64') : undefined;
-      if (crc?.length === 8 && crc.readBigUInt64BE(0) !== 0n) total += obj.size;
-    }
-    else if (obj.type !== ENTRY_FILE) throw new InvalidArchiveError(`invalid tar-split record: unknown entry type ${String(obj.type)}`);
+  let start = 0;
+  while (start < text.length) {
+    let end = text.indexOf('\n', start);
+    if (end < 0) end = text.length;
+    total += entryTarBytes(text, start, end);
+    start = end + 1;
   }
   return total;
 }

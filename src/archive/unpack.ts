@@ -516,7 +516,7 @@ export async function unpackLayerImpl(input: Readable, options: UnpackOptions): 
     if (options.expectedDiffId !== undefined && options.expectedDiffId !== diffId) {
       throw new DigestMismatchError(`layer diffID mismatch: expected "${options.expectedDiffId}", got "${diffId}"`, options.expectedDiffId, diffId);
     }
-    const result: UnpackResult = { diffId, size: applier.size(), compressedSize: src.compressedSize() };
+    const result: UnpackResult = { diffId, size: applier.size(), tarSize: total, compressedSize: src.compressedSize() };
     const compressedDigest = src.compressedDigest();
     if (compressedDigest !== undefined) result.compressedDigest = compressedDigest;
     return result;

@@ -456,9 +456,11 @@ export class ImageService {
       if (!record) throw new NotFoundError(`No such image: ${id}`);
       const chain = chainIds(record.config.rootfs.diff_ids);
       const targetLayers = [];
+      for (const c of chain) if (!layers.has(c)) throw new NotFoundError(`layer does not exist: ${c}`);
+      // Sized side by side (each means inflating the layer's tar-split record).
+      const sizes = await Promise.all(chain.map((c) => this.#o.layers.tarSize(c)));
       for (const [i, c] of chain.entries()) {
-        if (!layers.has(c)) throw new NotFoundError(`layer does not exist: ${c}`);
-        const size = await this.#o.layers.tarSize(c);
+        const size = sizes[i]!;
         targetLayers.push({
           diffId: record.config.rootfs.diff_ids[i]!,
           size,
@@ -483,6 +485,8 @@ export class ImageService {
    * place by worker threads, two at a time; the file is not closed here.
    */
   async save(names: readonly string[], output: Writable | { fd: number }, options: SaveOptions = {}): Promise<void> {
+    // The workers boot while the names resolve and every layer's tar is sized.
+    this.#o.layers.warmTarWorkers();
     const targets = await this.#saveTargets(names);
     await (await dockerArchiveMedium()).write(targets, output, options);
   }

@@ -33,13 +33,14 @@ export interface TarWriteRequest {
 export type TarStreamToMain =
   | { type: 'data'; id: number; data: ArrayBuffer }
   | { type: 'progress'; id: number; bytes: number }
+  | { type: 'size'; id: number; bytes: number }
   | { type: 'end'; id: number; digest: string }
   | { type: 'error'; id: number; message: string; name: string };
 
 interface WriteJob {
   worker: Worker;
   onBytes: ((bytes: number) => void) | undefined;
-  settle: (result: { digest?: string; error?: Error }) => void;
+  settle: (result: { digest?: string; bytes?: number; error?: Error }) => void;
 }
 
 interface Job {
@@ -66,19 +67,33 @@ export class TarStreamPool {
     this.#size = Math.max(1, size);
   }
 
+  /** Starts every worker now (they take ~20 ms to boot), for a caller about to need them. */
+  warm(): void {
+    while (this.#workers.length < this.#size) this.#spawn();
+  }
+
   #worker(): Worker {
-    if (this.#workers.length < this.#size) {
-      const w = new (workerThreads().Worker)(packageFile('dist/src/layers/tar-stream-worker.js'));
-      // An idle pool must not keep the process alive.
-      w.unref();
-      w.on('message', (m: TarStreamToMain) => this.#onMessage(m));
-      w.on('error', (err) => this.#failWorker(w, err));
-      w.on('exit', (code) => this.#failWorker(w, new StrataError('ERR_SYSTEM', `layer tar worker exited with code ${code}`)));
-      this.#workers.push(w);
-      this.#load.set(w, 0);
-      return w;
-    }
+    const idle = this.#workers.find((w) => (this.#load.get(w) ?? 0) === 0);
+    if (idle) return idle;
+    if (this.#workers.length < this.#size) return this.#spawn();
     return this.#workers.reduce((a, b) => ((this.#load.get(a) ?? 0) <= (this.#load.get(b) ?? 0) ? a : b));
+  }
+
+  #spawn(): Worker {
+    const w = new (workerThreads().Worker)(packageFile('dist/src/layers/tar-stream-worker.js'));
+    // An idle pool must not keep the process alive. An unref() made before the worker is
+    // online does not hold for a worker that never gets a job (a warm() spare), so it is
+    // repeated once the worker is up.
+    w.unref();
+    w.once('online', () => {
+      if ((this.#load.get(w) ?? 0) === 0) w.unref();
+    });
+    w.on('message', (m: TarStreamToMain) => this.#onMessage(m));
+    w.on('error', (err) => this.#failWorker(w, err));
+    w.on('exit', (code) => this.#failWorker(w, new StrataError('ERR_SYSTEM', `layer tar worker exited with code ${code}`)));
+    this.#workers.push(w);
+    this.#load.set(w, 0);
+    return w;
   }
 
   /**
@@ -115,6 +130,27 @@ export class TarStreamPool {
    * and resolves with the bytes' sha256. `signal` stops it; the promise still settles only
    * once the worker has made its last write, so the caller may close `fd` right after.
    */
+  /** The byte length of the tar a tar-split record rebuilds, worked out on a worker. */
+  tarSize(tarSplitPath: string): Promise<number> {
+    const id = this.#nextId++;
+    const worker = this.#worker();
+    this.#load.set(worker, (this.#load.get(worker) ?? 0) + 1);
+    worker.ref();
+    return new Promise<number>((resolve, reject) => {
+      this.#writes.set(id, {
+        worker,
+        onBytes: undefined,
+        settle: ({ bytes, error }) => {
+          this.#writes.delete(id);
+          this.#release(worker);
+          if (error) reject(error);
+          else resolve(bytes!);
+        },
+      });
+      worker.postMessage({ type: 'size', id, tarSplitPath });
+    });
+  }
+
   writeAt(
     job: { tarSplitPath: string; dir: string; fd: number; position: number; size: number },
     options: { signal?: AbortSignal; onBytes?: (bytes: number) => void } = {},
@@ -159,6 +195,7 @@ export class TarStreamPool {
     const write = this.#writes.get(m.id);
     if (write) {
       if (m.type === 'progress') write.onBytes?.(m.bytes);
+      else if (m.type === 'size') write.settle({ bytes: m.bytes });
       else if (m.type === 'end') write.settle({ digest: m.digest });
       else if (m.type === 'error') write.settle({ error: workerError(m) });
       return;

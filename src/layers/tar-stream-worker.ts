@@ -11,6 +11,7 @@ import { createReadStream, readFileSync, writeSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 
 import { assembleLayer, assembleLayerSync } from '../archive/layer.js';
+import { tarSplitTarSize } from '../archive/tar-split.js';
 import type { TarStreamRequest, TarStreamToMain, TarWriteRequest } from './tar-stream-pool.js';
 
 const port = parentPort!;
@@ -95,14 +96,26 @@ function write(req: TarWriteRequest): void {
   }
 }
 
+/** Sizing a layer's tar means inflating its whole tar-split record: done here, side by side. */
+function size(id: number, tarSplitPath: string): void {
+  try {
+    post({ type: 'size', id, bytes: tarSplitTarSize(readFileSync(tarSplitPath)) });
+  } catch (err) {
+    post({ type: 'error', id, message: (err as Error).message, name: (err as Error).name });
+  }
+}
+
 type ToWorker =
+  | { type: 'size'; id: number; tarSplitPath: string }
   | { type: 'start'; req: TarStreamRequest }
   | { type: 'write'; req: TarWriteRequest }
   | { type: 'credit'; id: number; bytes: number }
   | { type: 'cancel'; id: number };
 
 port.on('message', (m: ToWorker) => {
-  if (m.type === 'start') {
+  if (m.type === 'size') {
+    size(m.id, m.tarSplitPath);
+  } else if (m.type === 'start') {
     void run(m.req);
   } else if (m.type === 'write') {
     write(m.req);

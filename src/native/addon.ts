@@ -63,6 +63,8 @@ export interface NativeAddon {
   statfs(path: string): StatfsResult;
   /** syncfs(2) on the filesystem containing fd. */
   syncfs(fd: number): void;
+  /** syncfs(2) on libuv's thread pool; the fd must stay open until the promise settles. */
+  syncfsAsync(fd: number): Promise<void>;
   /** readahead(2): start reading `count` bytes at `offset` into the page cache; returns at once. */
   readahead(fd: number, offset: number, count: number): void;
   /**

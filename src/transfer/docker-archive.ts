@@ -247,8 +247,11 @@ export async function write(images: readonly TargetImage[], out: TarOutput, opti
   await tar.finish();
 }
 
-/** Layers written in place by their sources, this many at once (the layer store's workers). */
-const LAYERS_IN_PARALLEL = 2;
+/**
+ * Layers written in place by their sources, this many at once (the layer store runs that
+ * many workers; each holds a 4 MiB buffer and 32 MiB of readahead).
+ */
+const LAYERS_IN_PARALLEL = 3;
 
 /**
  * The blobs of a file output: small ones written here, each layer's slot reserved and filled

@@ -143,6 +143,14 @@ describe('assembleLayer: byte-identical reassembly', () => {
     await roundTrip(t, buildTar([{ name: 'big', body: Buffer.alloc(3 << 20, 1) }], { gnuPadTo10240: true, trailing: Buffer.alloc(3 << 20) }));
   });
 
+  it('names that look like record keys do not confuse the tar size', async (t) => {
+    await roundTrip(t, buildTar([
+      { name: 'a,"size":99999,"payload":"x"', body: 'one' },
+      { name: 'b\\",\\"size\\":7', body: 'two' },
+      { name: 'empty', body: '' },
+    ]));
+  });
+
   it('a hard link whose header carries a size reassembles without reading anything', async (t) => {
     // Some writers put the target's size on hard link headers; Go reads no payload for them.
     const tar = buildTar([{ name: 'f', body: 'data' }, { name: 'h', type: '1', linkname: 'f', size: 4 }]);

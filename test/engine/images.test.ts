@@ -5,7 +5,7 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { createWriteStream } from 'node:fs';
+import { closeSync, createWriteStream, openSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -39,9 +39,12 @@ async function layerdb(engine: Engine): Promise<string[]> {
 
 async function saveTo(engine: Engine, names: string[], file: string): Promise<void> {
   const out = createWriteStream(file);
-  await engine.save(names, out);
-  out.end();
-  await finished(out);
+  try {
+    await engine.save(names, out);
+  } finally {
+    out.end();
+    await finished(out).catch(() => undefined);
+  }
 }
 
 const l1 = buildTar([{ name: 'etc/', type: 'dir' }, { name: 'etc/os', data: 'strata\n' }, { name: 'bin/', type: 'dir' }, { name: 'bin/tool', data: Buffer.alloc(4000, 1), mode: 0o755 }]);
@@ -302,6 +305,25 @@ test('save resolves names first: errors as Docker’s, nothing written', { skip:
   assert.equal(arch.images.length, 1, 'one image however many names point at it');
   assert.deepEqual(arch.images[0]!.repoTags, ['s:1']);
   assert.deepEqual(chainIdsOf(img.diffIds), img.chainIds);
+});
+
+test('save to a file descriptor (layers written in place by workers) gives the stream’s bytes', { skip: rootOnly }, async (t) => {
+  const { engine, write, dir } = await setup(t);
+  const img = imageFromLayers([l1, l2, l3], ['s:1']);
+  await engine.load(await write('in.tar', dockerArchive([img])));
+  const streamed = path.join(dir, 'streamed.tar');
+  await saveTo(engine, ['s:1'], streamed);
+  const placed = path.join(dir, 'placed.tar');
+  const fd = openSync(placed, 'wx');
+  const seen = new Map<string, number>();
+  try {
+    await engine.save(['s:1'], { fd }, { onProgress: (e) => seen.set(e.diffId, e.bytes) });
+  } finally {
+    closeSync(fd);
+  }
+  assert.ok((await readFile(placed)).equals(await readFile(streamed)));
+  assert.equal(seen.size, 3, 'progress for every layer');
+  for (const [i, d] of img.diffIds.entries()) assert.equal(seen.get(d), [l1, l2, l3][i]!.length);
 });
 
 test('a vfs root keeps its driver when reopened without one', { skip: rootOnly }, async (t) => {

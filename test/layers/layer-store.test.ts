@@ -134,8 +134,10 @@ for (const factory of FACTORIES) {
 
     const d1 = path.join(db, 'sha256', c1!.slice(7));
     const d2 = path.join(db, 'sha256', c2!.slice(7));
-    assert.deepEqual((await readdir(d1)).sort(), ['cache-id', 'diff', 'size', 'tar-split.json.gz']);
-    assert.deepEqual((await readdir(d2)).sort(), ['cache-id', 'descriptor.json', 'diff', 'parent', 'size', 'tar-split.json.gz']);
+    // Docker's files, plus strata's record of the tar's length (save sizes archives from it).
+    assert.deepEqual((await readdir(d1)).sort(), ['cache-id', 'diff', 'size', 'strata-tar-size', 'tar-split.json.gz']);
+    assert.deepEqual((await readdir(d2)).sort(), ['cache-id', 'descriptor.json', 'diff', 'parent', 'size', 'strata-tar-size', 'tar-split.json.gz']);
+    assert.equal(await readFile(path.join(d1, 'strata-tar-size'), 'utf8'), String(base.length));
     assert.equal(await modeOf(d1), 0o700);
     for (const f of await readdir(d2)) assert.equal(await modeOf(path.join(d2, f)), 0o644, f);
     assert.equal(await readFile(path.join(d1, 'diff'), 'utf8'), sha256(base));
@@ -188,6 +190,9 @@ for (const factory of FACTORIES) {
     const l1 = await env.store.register(Readable.from([base]), undefined);
     const l2 = await env.store.register(Readable.from([child]), l1.chainId);
     assert.equal(await env.store.tarSize(l1.chainId), base.length);
+    assert.equal(await env.store.tarSize(l2.chainId), child.length);
+    // A layer Docker registered has no strata-tar-size: it is worked out from tar-split.
+    await rm(path.join(env.imageRoot, 'layerdb', 'sha256', l2.chainId.slice(7), 'strata-tar-size'));
     assert.equal(await env.store.tarSize(l2.chainId), child.length);
     const file = path.join(env.root, 'out.bin');
     const fd = openSync(file, 'w+');
