@@ -30,6 +30,7 @@
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <dirent.h>
+#include <ftw.h>
 #include <unistd.h>
 
 /*
@@ -780,6 +781,99 @@ static napi_value js_syncfs_async(napi_env env, napi_callback_info info) {
 }
 
 /*
+ * rm -rf on libuv's thread pool. Node's recursive fs.rm walks the tree in JavaScript with a
+ * thread-pool round trip per entry (~3 ms for a container's 20-entry snapshot here); this is
+ * one job. FTW_PHYS: symlinks are removed, never followed. FTW_MOUNT: the walk never enters
+ * another filesystem, so a forgotten mount below fails the removal (EBUSY/ENOTEMPTY) instead
+ * of emptying what is mounted there. A missing path is success, as with `rm -f`.
+ */
+static __thread int remove_tree_err;
+static __thread char remove_tree_path[4096];
+
+static int remove_tree_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st;
+  (void)ftw;
+  int rc = (flag == FTW_DP || flag == FTW_DNR) ? rmdir(p) : unlink(p);
+  if (rc != 0 && errno != ENOENT) {
+    remove_tree_err = errno;
+    snprintf(remove_tree_path, sizeof remove_tree_path, "%s", p);
+    return 1;
+  }
+  return 0;
+}
+
+struct remove_tree_work {
+  napi_async_work work;
+  napi_deferred deferred;
+  char *path;
+  int err;
+  char failed[4096];
+};
+
+static void remove_tree_execute(napi_env env, void *data) {
+  (void)env;
+  struct remove_tree_work *w = data;
+  remove_tree_err = 0;
+  remove_tree_path[0] = 0;
+  int rc = nftw(w->path, remove_tree_entry, 64, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+  if (rc == -1 && errno != ENOENT) {
+    w->err = errno;
+    snprintf(w->failed, sizeof w->failed, "%s", w->path);
+  } else if (rc != 0 && remove_tree_err) {
+    w->err = remove_tree_err;
+    snprintf(w->failed, sizeof w->failed, "%s", remove_tree_path);
+  }
+}
+
+static void remove_tree_complete(napi_env env, napi_status status, void *data) {
+  struct remove_tree_work *w = data;
+  napi_value v;
+  if (status != napi_ok) {
+    napi_get_undefined(env, &v);
+    napi_reject_deferred(env, w->deferred, v);
+  } else if (w->err) {
+    v = make_errno_error(env, w->err, "rm", w->failed, NULL);
+    if (v) napi_reject_deferred(env, w->deferred, v);
+  } else {
+    napi_get_undefined(env, &v);
+    napi_resolve_deferred(env, w->deferred, v);
+  }
+  napi_delete_async_work(env, w->work);
+  free(w->path);
+  free(w);
+}
+
+static napi_value js_remove_tree(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  size_t len;
+  if (napi_get_value_string_utf8(env, argv[0], NULL, 0, &len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "path must be a string");
+    return NULL;
+  }
+  struct remove_tree_work *w = calloc(1, sizeof *w);
+  char *path = malloc(len + 1);
+  if (!w || !path) {
+    free(w);
+    free(path);
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
+  napi_get_value_string_utf8(env, argv[0], path, len + 1, &len);
+  w->path = path;
+  napi_value promise, name;
+  if (napi_create_promise(env, &w->deferred, &promise) != napi_ok ||
+      napi_create_string_utf8(env, "strata:removeTree", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, remove_tree_execute, remove_tree_complete, w, &w->work) != napi_ok ||
+      napi_queue_async_work(env, w->work) != napi_ok) {
+    free(path);
+    free(w);
+    return NULL;
+  }
+  return promise;
+}
+
+/*
  * readahead(2): starts reading a file into the page cache and returns at once. Rebuilding a
  * layer reads thousands of small files in order; announcing the next ones lets the disk
  * work on many of them while the current one is hashed and written.
@@ -875,6 +969,7 @@ static napi_value init(napi_env env, napi_value exports) {
       !add_fn(env, exports, "syncfs", js_syncfs) ||
       !add_fn(env, exports, "readahead", js_readahead) ||
       !add_fn(env, exports, "syncfsAsync", js_syncfs_async) ||
+      !add_fn(env, exports, "removeTree", js_remove_tree) ||
       !add_fn(env, exports, "readdirTypes", js_readdir_types)) {
     return NULL;
   }

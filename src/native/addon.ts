@@ -63,6 +63,11 @@ export interface NativeAddon {
   statfs(path: string): StatfsResult;
   /** syncfs(2) on the filesystem containing fd. */
   syncfs(fd: number): void;
+  /**
+   * `rm -rf path` as one thread-pool job (nftw: no symlink followed, no other filesystem
+   * entered). A missing path is success. Errors name the entry that could not go.
+   */
+  removeTree(path: string): Promise<void>;
   /** syncfs(2) on libuv's thread pool; the fd must stay open until the promise settles. */
   syncfsAsync(fd: number): Promise<void>;
   /** readahead(2): start reading `count` bytes at `offset` into the page cache; returns at once. */

@@ -22,7 +22,19 @@ export async function removeAll(target: string): Promise<void> {
   for (const mountPoint of await mountsUnder(target)) {
     await unmount(mountPoint, { detach: true });
   }
-  await rm(target, { recursive: true, force: true, maxRetries: 3 });
+  // One thread-pool job for the whole tree (Node's recursive rm makes one per entry), and
+  // one that never descends into a filesystem mounted below: a mount that appears after the
+  // unmounts above makes it fail rather than empty what is mounted there.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await native().removeTree(target);
+      return;
+    } catch (err) {
+      // Something still busy or filling the tree: retried with a back-off, as Node's rm does.
+      if (attempt >= 3 || (!isErrno(err, 'EBUSY') && !isErrno(err, 'ENOTEMPTY'))) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 100 * (attempt + 1)));
+    }
+  }
 }
 
 /** Whether `p` exists, without following a final symlink (a dangling link exists). */

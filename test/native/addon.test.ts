@@ -353,6 +353,50 @@ test('syncfs flushes the filesystem of an fd', async () => {
   });
 });
 
+test('syncfsAsync and readahead run on a real fd; bad fds fail like node:fs', async () => {
+  await withTempDir(async (dir) => {
+    await writeFile(path.join(dir, 'f'), Buffer.alloc(1 << 20, 7));
+    const h = await open(path.join(dir, 'f'), 'r');
+    try {
+      await native().syncfsAsync(h.fd);
+      native().readahead(h.fd, 0, 1 << 20);
+    } finally {
+      await h.close();
+    }
+    await assert.rejects(native().syncfsAsync(999999), (e) => assertNodeError(e, 'EBADF', 'syncfs'));
+    assert.throws(() => native().readahead(999999, 0, 1), (e) => assertNodeError(e, 'EBADF', 'readahead'));
+  });
+});
+
+test('removeTree removes a tree without following symlinks or entering other mounts', rootOnly, async () => {
+  await withTempDir(async (dir) => {
+    const outside = path.join(dir, 'outside');
+    await mkdir(outside);
+    await writeFile(path.join(outside, 'keep'), 'x');
+    const tree = path.join(dir, 'tree');
+    await mkdir(path.join(tree, 'a/b/c'), { recursive: true });
+    await writeFile(path.join(tree, 'a/b/c/f'), 'x');
+    await writeFile(path.join(tree, 'a/ro'), 'x', { mode: 0 });
+    native().mknod(path.join(tree, 'a/.wh'), native().constants.S_IFCHR | 0o600, 0, 0);
+    execFileSync('ln', ['-s', outside, path.join(tree, 'link')]);
+    await native().removeTree(tree);
+    assert.equal(existsSync(tree), false);
+    assert.equal(await readFile(path.join(outside, 'keep'), 'utf8'), 'x', 'a symlink is removed, not followed');
+    await native().removeTree(path.join(dir, 'never-was')); // rm -f: missing is fine
+
+    const withMount = path.join(dir, 'with-mount');
+    await mkdir(path.join(withMount, 'm'), { recursive: true });
+    execFileSync('mount', ['-t', 'tmpfs', 'tmpfs', path.join(withMount, 'm')]);
+    try {
+      await writeFile(path.join(withMount, 'm/precious'), 'x');
+      await assert.rejects(native().removeTree(withMount), (e) => assertNodeError(e, 'ENOTEMPTY', 'rm', withMount));
+      assert.equal(await readFile(path.join(withMount, 'm/precious'), 'utf8'), 'x', 'nothing removed across a mount');
+    } finally {
+      execFileSync('umount', [path.join(withMount, 'm')]);
+    }
+  });
+});
+
 test('readdirTypes reports raw d_type', async () => {
   await withTempDir(async (dir) => {
     const a = native();
