@@ -35,6 +35,8 @@ cleanup() {
   if [ "$keep_root" = 0 ] && [ -d "$root" ]; then
     ids=$("$repo/bin/strata" ps -aq 2>/dev/null || true)
     [ -n "$ids" ] && "$repo/bin/strata" rm -f $ids >/dev/null 2>&1 || true
+    # the root's runtime dir (runc state, network records): /run/strata/<sha256(root)[:16]>
+    rm -rf "/run/strata/$(printf %s "$root" | sha256sum | cut -c1-16)"
   fi
   for d in "$work" $([ "$keep_root" = 0 ] && echo "$root"); do
     if [ -d "$d" ]; then

@@ -168,7 +168,8 @@ export class ContainerService {
 
   static async open(o: ContainerServiceOptions): Promise<ContainerService> {
     const store = await ContainerStore.open(o.dataRoot);
-    await mkdir(path.join(o.execRoot, 'runc'), { recursive: true, mode: 0o700 });
+    // The exec root is made by the first start (#start), not here: listing or removing
+    // images opens this service too, and must not leave dirs under /run behind.
     return new ContainerService(o, store, o.execRoot);
   }
 
@@ -517,6 +518,7 @@ export class ContainerService {
         spec.mounts.push({ destination: t.destination, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'noexec', ...(t.options ? t.options.split(',') : [])] });
       }
       const bundle = this.#bundle(id);
+      await mkdir(this.runc.root, { recursive: true, mode: 0o700 });
       await mkdir(bundle, { recursive: true, mode: 0o700 });
       await writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec));
 
