@@ -154,6 +154,8 @@ export function removeTree(dir: string | undefined): void {
     if (mps.length === 0) break;
     for (const mp of mps) spawnSync('umount', ['-l', mp], { stdio: 'ignore' });
   }
+  // The runtime dirs of data roots at or just below `dir` (benchmarks keep roots in a work dir).
+  removeExecRoots(dir);
   try {
     rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
   } catch (err) {
@@ -184,7 +186,6 @@ export function makeTempRoot(prefix = 'st-'): string {
 
 export function releaseTempRoot(dir: string | undefined): void {
   if (!dir) return;
-  removeExecRoots(dir);
   removeTree(dir);
   liveTemps.delete(dir);
 }
