@@ -726,113 +726,27 @@ static napi_value js_syncfs(napi_env env, napi_callback_info info) {
 }
 
 /*
- * syncfs on libuv's thread pool: a load starts flushing each finished layer while it
- * unpacks the next one, so the final (awaited) syncfs finds little left to write.
+ * A syscall job on libuv's thread pool that settles a promise: resolved, or rejected with a
+ * Node-style errno error naming `syscall` and `failed` (the path that could not be handled).
  */
-struct syncfs_work {
+struct pool_job {
   napi_async_work work;
   napi_deferred deferred;
-  int fd, err;
-};
-
-static void syncfs_execute(napi_env env, void *data) {
-  (void)env;
-  struct syncfs_work *w = data;
-  w->err = syncfs(w->fd) == 0 ? 0 : errno;
-}
-
-static void syncfs_complete(napi_env env, napi_status status, void *data) {
-  struct syncfs_work *w = data;
-  napi_value v;
-  if (status != napi_ok) {
-    napi_get_undefined(env, &v);
-    napi_reject_deferred(env, w->deferred, v);
-  } else if (w->err) {
-    v = make_errno_error(env, w->err, "syncfs", NULL, NULL);
-    if (v) napi_reject_deferred(env, w->deferred, v);
-  } else {
-    napi_get_undefined(env, &v);
-    napi_resolve_deferred(env, w->deferred, v);
-  }
-  napi_delete_async_work(env, w->work);
-  free(w);
-}
-
-static napi_value js_syncfs_async(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  if (!get_args(env, info, 1, argv)) return NULL;
-  int64_t fd;
-  if (!arg_int(env, argv[0], "fd", &fd)) return NULL;
-  struct syncfs_work *w = calloc(1, sizeof *w);
-  if (!w) {
-    napi_throw_error(env, NULL, "out of memory");
-    return NULL;
-  }
-  w->fd = (int)fd;
-  napi_value promise, name;
-  if (napi_create_promise(env, &w->deferred, &promise) != napi_ok ||
-      napi_create_string_utf8(env, "strata:syncfs", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(env, NULL, name, syncfs_execute, syncfs_complete, w, &w->work) != napi_ok ||
-      napi_queue_async_work(env, w->work) != napi_ok) {
-    free(w);
-    return NULL;
-  }
-  return promise;
-}
-
-/*
- * rm -rf on libuv's thread pool. Node's recursive fs.rm walks the tree in JavaScript with a
- * thread-pool round trip per entry (~3 ms for a container's 20-entry snapshot here); this is
- * one job. FTW_PHYS: symlinks are removed, never followed. FTW_MOUNT: the walk never enters
- * another filesystem, so a forgotten mount below fails the removal (EBUSY/ENOTEMPTY) instead
- * of emptying what is mounted there. A missing path is success, as with `rm -f`.
- */
-static __thread int remove_tree_err;
-static __thread char remove_tree_path[4096];
-
-static int remove_tree_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw) {
-  (void)st;
-  (void)ftw;
-  int rc = (flag == FTW_DP || flag == FTW_DNR) ? rmdir(p) : unlink(p);
-  if (rc != 0 && errno != ENOENT) {
-    remove_tree_err = errno;
-    snprintf(remove_tree_path, sizeof remove_tree_path, "%s", p);
-    return 1;
-  }
-  return 0;
-}
-
-struct remove_tree_work {
-  napi_async_work work;
-  napi_deferred deferred;
-  char *path;
+  const char *syscall;
   int err;
+  int fd;
+  char *path; /* owned */
   char failed[4096];
 };
 
-static void remove_tree_execute(napi_env env, void *data) {
-  (void)env;
-  struct remove_tree_work *w = data;
-  remove_tree_err = 0;
-  remove_tree_path[0] = 0;
-  int rc = nftw(w->path, remove_tree_entry, 64, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
-  if (rc == -1 && errno != ENOENT) {
-    w->err = errno;
-    snprintf(w->failed, sizeof w->failed, "%s", w->path);
-  } else if (rc != 0 && remove_tree_err) {
-    w->err = remove_tree_err;
-    snprintf(w->failed, sizeof w->failed, "%s", remove_tree_path);
-  }
-}
-
-static void remove_tree_complete(napi_env env, napi_status status, void *data) {
-  struct remove_tree_work *w = data;
+static void pool_job_complete(napi_env env, napi_status status, void *data) {
+  struct pool_job *w = data;
   napi_value v;
   if (status != napi_ok) {
     napi_get_undefined(env, &v);
     napi_reject_deferred(env, w->deferred, v);
   } else if (w->err) {
-    v = make_errno_error(env, w->err, "rm", w->failed, NULL);
+    v = make_errno_error(env, w->err, w->syscall, w->failed[0] ? w->failed : NULL, NULL);
     if (v) napi_reject_deferred(env, w->deferred, v);
   } else {
     napi_get_undefined(env, &v);
@@ -843,34 +757,94 @@ static void remove_tree_complete(napi_env env, napi_status status, void *data) {
   free(w);
 }
 
-static napi_value js_remove_tree(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  if (!get_args(env, info, 1, argv)) return NULL;
-  size_t len;
-  if (napi_get_value_string_utf8(env, argv[0], NULL, 0, &len) != napi_ok) {
-    napi_throw_type_error(env, NULL, "path must be a string");
-    return NULL;
-  }
-  struct remove_tree_work *w = calloc(1, sizeof *w);
-  char *path = malloc(len + 1);
-  if (!w || !path) {
-    free(w);
-    free(path);
-    napi_throw_error(env, NULL, "out of memory");
-    return NULL;
-  }
-  napi_get_value_string_utf8(env, argv[0], path, len + 1, &len);
-  w->path = path;
-  napi_value promise, name;
+/* Queues `w` (taking ownership) and returns its promise; NULL with an exception pending. */
+static napi_value pool_job_queue(napi_env env, struct pool_job *w, const char *name, napi_async_execute_callback execute) {
+  napi_value promise, resource;
   if (napi_create_promise(env, &w->deferred, &promise) != napi_ok ||
-      napi_create_string_utf8(env, "strata:removeTree", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(env, NULL, name, remove_tree_execute, remove_tree_complete, w, &w->work) != napi_ok ||
+      napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource) != napi_ok ||
+      napi_create_async_work(env, NULL, resource, execute, pool_job_complete, w, &w->work) != napi_ok ||
       napi_queue_async_work(env, w->work) != napi_ok) {
-    free(path);
+    free(w->path);
     free(w);
     return NULL;
   }
   return promise;
+}
+
+static struct pool_job *pool_job_new(napi_env env, const char *syscall) {
+  struct pool_job *w = calloc(1, sizeof *w);
+  if (!w) napi_throw_error(env, NULL, "out of memory");
+  else w->syscall = syscall;
+  return w;
+}
+
+/*
+ * syncfs on the thread pool: a load starts flushing each finished layer while it unpacks the
+ * next one, so the final (awaited) syncfs finds little left to write.
+ */
+static void syncfs_execute(napi_env env, void *data) {
+  (void)env;
+  struct pool_job *w = data;
+  w->err = syncfs(w->fd) == 0 ? 0 : errno;
+}
+
+static napi_value js_syncfs_async(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  int64_t fd;
+  if (!arg_int(env, argv[0], "fd", &fd)) return NULL;
+  struct pool_job *w = pool_job_new(env, "syncfs");
+  if (!w) return NULL;
+  w->fd = (int)fd;
+  return pool_job_queue(env, w, "strata:syncfs", syncfs_execute);
+}
+
+/*
+ * rm -rf on the thread pool. Node's recursive fs.rm walks the tree in JavaScript with a
+ * thread-pool round trip per entry (~3 ms for a container's 20-entry snapshot here); this is
+ * one job. FTW_PHYS: symlinks are removed, never followed. FTW_MOUNT: the walk never enters
+ * another filesystem, so a forgotten mount below fails the removal (EBUSY/ENOTEMPTY) instead
+ * of emptying what is mounted there. A missing path is success, as with `rm -f`.
+ */
+static __thread struct pool_job *remove_tree_job;
+
+static int remove_tree_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st;
+  (void)ftw;
+  int rc = (flag == FTW_DP || flag == FTW_DNR) ? rmdir(p) : unlink(p);
+  if (rc != 0 && errno != ENOENT) {
+    remove_tree_job->err = errno;
+    snprintf(remove_tree_job->failed, sizeof remove_tree_job->failed, "%s", p);
+    return 1;
+  }
+  return 0;
+}
+
+static void remove_tree_execute(napi_env env, void *data) {
+  (void)env;
+  struct pool_job *w = data;
+  /* nftw's callback takes no context; each pool thread runs one job at a time. */
+  remove_tree_job = w;
+  int rc = nftw(w->path, remove_tree_entry, 64, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+  if (rc == -1 && !w->err && errno != ENOENT) {
+    w->err = errno;
+    snprintf(w->failed, sizeof w->failed, "%s", w->path);
+  }
+  remove_tree_job = NULL;
+}
+
+static napi_value js_remove_tree(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  char *path = arg_string(env, argv[0], "path");
+  if (!path) return NULL;
+  struct pool_job *w = pool_job_new(env, "rm");
+  if (!w) {
+    free(path);
+    return NULL;
+  }
+  w->path = path;
+  return pool_job_queue(env, w, "strata:removeTree", remove_tree_execute);
 }
 
 /*

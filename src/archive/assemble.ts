@@ -14,7 +14,7 @@ import { DigestMismatchError, NotFoundError } from '../errors.js';
 import { native } from '../native/addon.js';
 import { Crc64 } from './crc64.js';
 import { ConfinedTree, displayName, normalizeEntryName, parentOf } from './resolve.js';
-import { ENTRY_SEGMENT, readTarSplit, tarSplitEntries, type TarSplitEntry } from './tar-split.js';
+import { ENTRY_SEGMENT, carriesPayload, readTarSplit, tarSplitEntries, type TarSplitEntry } from './tar-split.js';
 
 /** Largest single read; bigger files are read as several positional chunks. */
 const READ_CHUNK = 4 << 20;
@@ -130,10 +130,7 @@ class AssembleStream extends Readable {
         if (e.payload && e.payload.length > 0) this.#enqueue(Promise.resolve(e.payload), e.payload.length);
         continue;
       }
-      // A zero checksum with a size means the header announced bytes that were never in
-      // the archive (header-only types such as a hard link with a size): nothing to read.
-      if (e.size === 0 || e.payload!.readBigUInt64BE(0) === 0n) continue;
-      this.#queueFile(e);
+      if (carriesPayload(e)) this.#queueFile(e);
     }
   }
 
@@ -181,13 +178,6 @@ class AssembleStream extends Readable {
       close(fd, () => undefined);
     });
   }
-}
-
-/** Whether an entry's payload is read from the layer dir (see #fill). */
-function hasPayload(e: TarSplitEntry): boolean {
-  // A zero checksum with a size means the header announced bytes that were never in the
-  // archive (header-only types such as a hard link with a size): nothing to read.
-  return e.type !== ENTRY_SEGMENT && e.size > 0 && e.payload!.readBigUInt64BE(0) !== 0n;
 }
 
 /** Opens a payload's file by its tar name inside the tree, never through a symlink. */
@@ -249,10 +239,10 @@ export function assembleLayerSync(tarSplitGz: Buffer, dir: string, out: Buffer, 
         }
         continue;
       }
-      if (!hasPayload(e)) continue;
+      if (!carriesPayload(e)) continue;
       for (aheadIndex = Math.max(aheadIndex, i); aheadIndex < entries.length && opened.size < SYNC_AHEAD_FILES && aheadBytes < SYNC_AHEAD_BYTES; aheadIndex++) {
         const next = entries[aheadIndex]!;
-        if (!hasPayload(next)) continue;
+        if (!carriesPayload(next)) continue;
         const file = openPayload(tree, next);
         opened.set(aheadIndex, file);
         aheadBytes += next.size;

@@ -181,17 +181,31 @@ function parseEntry(line: string): TarSplitEntry {
 
 /** Iterates the entries of a gzip-compressed tar-split record. */
 /**
- * The entries of a whole tar-split record (gzip of JSON lines) held in memory; for callers
- * that work synchronously (a worker rebuilding a layer). A record is ~50 bytes per file, so
- * the cap on its decompressed size is far above any real layer.
+ * A whole tar-split record, inflated. It holds every tar header base64-encoded (~1.4 KB per
+ * file), so the 1 GiB cap is still far above any real layer's record.
  */
-export function* tarSplitEntries(gz: Buffer): Generator<TarSplitEntry> {
-  let text: string;
+function inflateRecord(gz: Buffer): string {
   try {
-    text = zlib().gunzipSync(gz, { maxOutputLength: 1 << 30 }).toString('utf8');
+    return zlib().gunzipSync(gz, { maxOutputLength: 1 << 30 }).toString('utf8');
   } catch (err) {
     throw new InvalidArchiveError('invalid tar-split record: cannot decompress', { cause: err });
   }
+}
+
+/**
+ * Whether a file entry's payload was in the archive. A zero checksum with a size marks bytes
+ * a header announced but never carried (header-only types such as a hard link with a size).
+ */
+export function carriesPayload(e: TarSplitEntry): boolean {
+  return e.type === ENTRY_FILE && e.size > 0 && e.payload !== null && e.payload.readBigUInt64BE(0) !== 0n;
+}
+
+/**
+ * The entries of a whole tar-split record (gzip of JSON lines) held in memory; for callers
+ * that work synchronously (a worker rebuilding a layer).
+ */
+export function* tarSplitEntries(gz: Buffer): Generator<TarSplitEntry> {
+  const text = inflateRecord(gz);
   let start = 0;
   for (;;) {
     const nl = text.indexOf('\n', start);
@@ -224,13 +238,12 @@ function entryTarBytes(text: string, start: number, end: number): number {
     if (sizeAt < 0 || sizeAt > payloadAt) return 0;
     const size = Number(line.slice(sizeAt + 8, payloadAt));
     if (!Number.isSafeInteger(size) || size < 0) parseEntry(line); // throws its error
-    // A zero checksum marks a size announced by a header-only entry (a hard link with a
-    // size): those bytes were never in the archive (as in assembleLayer).
+    // A zero checksum: bytes announced but never carried (see carriesPayload).
     return line.startsWith(`"${ZERO_CRC}"`, payloadAt + 11) ? 0 : size;
   }
   const e = parseEntry(line);
   if (e.type === ENTRY_SEGMENT) return e.payload?.length ?? 0;
-  return e.size > 0 && e.payload !== null && e.payload.readBigUInt64BE(0) !== 0n ? e.size : 0;
+  return carriesPayload(e) ? e.size : 0;
 }
 
 /**
@@ -238,12 +251,7 @@ function entryTarBytes(text: string, start: number, end: number): number {
  * only, so segment payloads are measured, not decoded.
  */
 export function tarSplitTarSize(gz: Buffer): number {
-  let text: string;
-  try {
-    text = zlib().gunzipSync(gz, { maxOutputLength: 1 << 30 }).toString('utf8');
-  } catch (err) {
-    throw new InvalidArchiveError('invalid tar-split record: cannot decompress', { cause: err });
-  }
+  const text = inflateRecord(gz);
   let total = 0;
   let start = 0;
   while (start < text.length) {

@@ -465,8 +465,8 @@ export class ImageService {
           diffId: record.config.rootfs.diff_ids[i]!,
           size,
           open: () => this.#o.layers.tarStream(c),
-          writeAt: (fd: number, position: number, options: { signal?: AbortSignal; onBytes?: (bytes: number) => void }) =>
-            this.#o.layers.writeTarAt(c, { fd, position, size }, options),
+          writeAt: (fd: number, position: number, onBytes?: (bytes: number) => void) =>
+            this.#o.layers.writeTarAt(c, { fd, position, size }, onBytes),
         });
       }
       const created = parseGoTime(record.config.created)?.unix;

@@ -797,19 +797,19 @@ export class LayerStore {
   /**
    * Like tarStream, but the tar is written by a worker straight into the file `fd` at
    * `position`, where the caller reserved `size` bytes (the tar's length); a tar of any
-   * other length fails. Resolves once it is written and verified; on failure or abort, only
-   * after the worker's last write, so the caller may close or delete the file at once.
+   * other length fails. Resolves once it is written and verified; on failure, only after
+   * the worker's last write, so the caller may close or delete the file at once.
    */
   async writeTarAt(
     chainId: Digest,
     target: { fd: number; position: number; size: number },
-    options: { signal?: AbortSignal; onBytes?: (bytes: number) => void } = {},
+    onBytes?: (bytes: number) => void,
   ): Promise<void> {
     const info = await this.get(chainId);
     if (!info) throw layerDoesNotExist();
     const actual = await (await this.#tarStreamPool()).writeAt(
       { tarSplitPath: path.join(this.#dir(chainId), F.tarSplit), dir: this.driver.layerDir(info.cacheId), ...target },
-      options,
+      onBytes,
     );
     const err = verifyDiffId(info.diffId, actual);
     if (err) throw err;

@@ -37,10 +37,17 @@ export type TarStreamToMain =
   | { type: 'end'; id: number; digest: string }
   | { type: 'error'; id: number; message: string; name: string };
 
-interface WriteJob {
+interface CallResult {
+  digest?: string;
+  bytes?: number;
+  error?: Error;
+}
+
+/** A one-shot job (size, write): a request and its single result message. */
+interface Call {
   worker: Worker;
   onBytes: ((bytes: number) => void) | undefined;
-  settle: (result: { digest?: string; bytes?: number; error?: Error }) => void;
+  settle: (result: CallResult) => void;
 }
 
 interface Job {
@@ -60,7 +67,7 @@ export class TarStreamPool {
   readonly #workers: Worker[] = [];
   readonly #load = new Map<Worker, number>();
   readonly #jobs = new Map<number, Job>();
-  readonly #writes = new Map<number, WriteJob>();
+  readonly #calls = new Map<number, Call>();
   #nextId = 1;
 
   constructor(size: number) {
@@ -102,7 +109,7 @@ export class TarStreamPool {
    */
   open(tarSplitPath: string, dir: string, verify: (digest: string) => Error | undefined): Readable {
     const id = this.#nextId++;
-    const worker = this.#worker();
+    const worker = this.#acquire();
     const job: Job = {
       worker,
       owed: 0,
@@ -119,63 +126,52 @@ export class TarStreamPool {
       }),
     };
     this.#jobs.set(id, job);
-    this.#load.set(worker, (this.#load.get(worker) ?? 0) + 1);
-    worker.ref();
     worker.postMessage({ type: 'start', req: { id, tarSplitPath, dir, window: WINDOW } satisfies TarStreamRequest });
     return job.stream;
   }
 
+  /** The byte length of the tar a tar-split record rebuilds, worked out on a worker. */
+  async tarSize(tarSplitPath: string): Promise<number> {
+    return (await this.#call((id) => ({ type: 'size', id, tarSplitPath }))).bytes!;
+  }
+
   /**
    * Rebuilds a layer's tar into the file `fd` at `position` (exactly `size` bytes) on a worker,
-   * and resolves with the bytes' sha256. `signal` stops it; the promise still settles only
-   * once the worker has made its last write, so the caller may close `fd` right after.
+   * and resolves with the bytes' sha256. The worker runs the job to its end without yielding,
+   * so the promise settles only after its last write: the caller may close `fd` right after.
    */
-  /** The byte length of the tar a tar-split record rebuilds, worked out on a worker. */
-  tarSize(tarSplitPath: string): Promise<number> {
+  async writeAt(
+    job: { tarSplitPath: string; dir: string; fd: number; position: number; size: number },
+    onBytes?: (bytes: number) => void,
+  ): Promise<string> {
+    return (await this.#call((id) => ({ type: 'write', req: { id, ...job } satisfies TarWriteRequest }), onBytes)).digest!;
+  }
+
+  /** Posts a one-shot job to a worker; settles with its result message. */
+  #call(message: (id: number) => object, onBytes?: (bytes: number) => void): Promise<CallResult> {
     const id = this.#nextId++;
-    const worker = this.#worker();
-    this.#load.set(worker, (this.#load.get(worker) ?? 0) + 1);
-    worker.ref();
-    return new Promise<number>((resolve, reject) => {
-      this.#writes.set(id, {
+    const worker = this.#acquire();
+    return new Promise<CallResult>((resolve, reject) => {
+      this.#calls.set(id, {
         worker,
-        onBytes: undefined,
-        settle: ({ bytes, error }) => {
-          this.#writes.delete(id);
+        onBytes,
+        settle: (result) => {
+          this.#calls.delete(id);
           this.#release(worker);
-          if (error) reject(error);
-          else resolve(bytes!);
+          if (result.error) reject(result.error);
+          else resolve(result);
         },
       });
-      worker.postMessage({ type: 'size', id, tarSplitPath });
+      worker.postMessage(message(id));
     });
   }
 
-  writeAt(
-    job: { tarSplitPath: string; dir: string; fd: number; position: number; size: number },
-    options: { signal?: AbortSignal; onBytes?: (bytes: number) => void } = {},
-  ): Promise<string> {
-    const id = this.#nextId++;
+  /** A worker for one more job, kept referenced (the process waits for it) until released. */
+  #acquire(): Worker {
     const worker = this.#worker();
     this.#load.set(worker, (this.#load.get(worker) ?? 0) + 1);
     worker.ref();
-    return new Promise<string>((resolve, reject) => {
-      const onAbort = (): void => worker.postMessage({ type: 'cancel', id });
-      options.signal?.addEventListener('abort', onAbort, { once: true });
-      this.#writes.set(id, {
-        worker,
-        onBytes: options.onBytes,
-        settle: ({ digest, error }) => {
-          options.signal?.removeEventListener('abort', onAbort);
-          this.#writes.delete(id);
-          this.#release(worker);
-          if (error) reject(error);
-          else resolve(digest!);
-        },
-      });
-      worker.postMessage({ type: 'write', req: { id, ...job } satisfies TarWriteRequest });
-      if (options.signal?.aborted) onAbort();
-    });
+    return worker;
   }
 
   #release(worker: Worker): void {
@@ -192,12 +188,12 @@ export class TarStreamPool {
   }
 
   #onMessage(m: TarStreamToMain): void {
-    const write = this.#writes.get(m.id);
-    if (write) {
-      if (m.type === 'progress') write.onBytes?.(m.bytes);
-      else if (m.type === 'size') write.settle({ bytes: m.bytes });
-      else if (m.type === 'end') write.settle({ digest: m.digest });
-      else if (m.type === 'error') write.settle({ error: workerError(m) });
+    const call = this.#calls.get(m.id);
+    if (call) {
+      if (m.type === 'progress') call.onBytes?.(m.bytes);
+      else if (m.type === 'size') call.settle({ bytes: m.bytes });
+      else if (m.type === 'end') call.settle({ digest: m.digest });
+      else if (m.type === 'error') call.settle({ error: workerError(m) });
       return;
     }
     const job = this.#jobs.get(m.id);
@@ -234,6 +230,6 @@ export class TarStreamPool {
       job.stream.destroy(err);
     }
     // A dead worker writes nothing more.
-    for (const write of [...this.#writes.values()]) if (write.worker === w) write.settle({ error: err });
+    for (const call of [...this.#calls.values()]) if (call.worker === w) call.settle({ error: err });
   }
 }

@@ -66,14 +66,11 @@ async function run(req: TarStreamRequest): Promise<void> {
 const WRITE_SIZE = 4 << 20;
 
 /**
- * A write job runs synchronously: the worker has nothing else to do meanwhile, and sync
- * reads and writes skip a thread-pool round trip per file (a layer is mostly small files).
- * readahead keeps the disk busy on a cold cache (assembleLayerSync). A cancel is seen only
- * between jobs; the main thread waits for the job to settle before it closes the file.
+ * A write job runs synchronously, to its end: the worker has nothing else to do meanwhile,
+ * and sync reads and writes skip a thread-pool round trip per file (a layer is mostly small
+ * files). readahead keeps the disk busy on a cold cache (assembleLayerSync).
  */
 function write(req: TarWriteRequest): void {
-  const credit: Credit = { allowed: Infinity, cancelled: false };
-  credits.set(req.id, credit);
   const hash = createHash('sha256');
   const buf = Buffer.allocUnsafe(WRITE_SIZE);
   let written = 0;
@@ -91,8 +88,6 @@ function write(req: TarWriteRequest): void {
     post({ type: 'end', id: req.id, digest: `sha256:${hash.digest('hex')}` });
   } catch (err) {
     post({ type: 'error', id: req.id, message: (err as Error).message, name: (err as Error).name });
-  } finally {
-    credits.delete(req.id);
   }
 }
 

@@ -20,7 +20,7 @@ import { InvalidArchiveError } from '../errors.js';
 import { familiarName, familiarString } from '../images/reference.js';
 import { hasEntry, readTreeFile, resolveFile, type FileTree } from './file-tree.js';
 import { compareGoKeys, goJson, sortedKeys } from './go-json.js';
-import type { ImageSource, SourceImage, SourceLayer, TargetImage, WriteProgress } from './image-source.js';
+import type { ImageSource, SourceImage, SourceLayer, TargetImage, TargetLayer, WriteProgress } from './image-source.js';
 import { TarWriter, type TarOutput } from './tar-writer.js';
 
 export const MANIFEST_FILE = 'manifest.json';
@@ -247,6 +247,11 @@ export async function write(images: readonly TargetImage[], out: TarOutput, opti
   await tar.finish();
 }
 
+/** A layer's progress callback for the sink's `onProgress`, if there is one. */
+function layerProgress(onProgress: WriteProgress | undefined, layer: TargetLayer): ((bytes: number) => void) | undefined {
+  return onProgress && ((bytes) => onProgress({ diffId: layer.diffId, bytes, total: layer.size }));
+}
+
 /**
  * Layers written in place by their sources, this many at once (the layer store runs that
  * many workers; each holds a 4 MiB buffer and 32 MiB of readahead).
@@ -259,29 +264,31 @@ const LAYERS_IN_PARALLEL = 3;
  * this returns or throws, so the caller may close and delete the file.
  */
 async function writeMembersInPlace(tar: TarWriter, fd: number, ordered: readonly Blob[], options: { onProgress?: WriteProgress }): Promise<void> {
-  const abort = new AbortController();
   const running = new Set<Promise<void>>();
   let failure: unknown;
-  for (const blob of ordered) {
-    const name = `blobs/sha256/${blob.hex}`;
-    if (blob.data) {
-      await tar.file(name, blob.data, { mtime: blob.mtime });
-      continue;
+  try {
+    for (const blob of ordered) {
+      const name = `blobs/sha256/${blob.hex}`;
+      if (blob.data) {
+        await tar.file(name, blob.data, { mtime: blob.mtime });
+        continue;
+      }
+      const layer = blob.layer!;
+      const at = await tar.reserve(name, layer.size, { mtime: blob.mtime });
+      while (running.size >= LAYERS_IN_PARALLEL) await Promise.race(running);
+      // After a failure no new layer starts; the ones running finish (they cannot be stopped).
+      if (failure !== undefined) break;
+      const job: Promise<void> = layer.writeAt!(fd, at, layerProgress(options.onProgress, layer))
+        .catch((err: unknown) => {
+          failure ??= err;
+        })
+        .finally(() => running.delete(job));
+      running.add(job);
     }
-    const layer = blob.layer!;
-    const at = await tar.reserve(name, layer.size, { mtime: blob.mtime });
-    while (running.size >= LAYERS_IN_PARALLEL) await Promise.race(running);
-    if (failure !== undefined) break;
-    const onBytes = options.onProgress && ((bytes: number) => options.onProgress!({ diffId: layer.diffId, bytes, total: layer.size }));
-    const job: Promise<void> = layer.writeAt!(fd, at, { signal: abort.signal, onBytes })
-      .catch((err: unknown) => {
-        failure ??= err;
-        abort.abort();
-      })
-      .finally(() => running.delete(job));
-    running.add(job);
+  } finally {
+    // Also when a header write failed here: no worker may still write once we return.
+    await Promise.all(running);
   }
-  await Promise.all(running);
   if (failure !== undefined) throw failure;
 }
 
@@ -313,7 +320,7 @@ async function streamMembers(tar: TarWriter, ordered: readonly Blob[], options: 
       try {
         await tar.stream(name, layer.size, input, {
           mtime: blob.mtime,
-          onBytes: options.onProgress && ((bytes) => options.onProgress!({ diffId: layer.diffId, bytes, total: layer.size })),
+          onBytes: layerProgress(options.onProgress, layer),
         });
       } finally {
         input.destroy();

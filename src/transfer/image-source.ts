@@ -66,9 +66,9 @@ export interface TargetLayer {
   /**
    * Optional fast path for a file output: writes the tar (exactly `size` bytes) into `fd` at
    * `position` off the main thread, verified against `diffId`. Settles only after its last
-   * write, also when it fails or `signal` aborts it.
+   * write, also when it fails.
    */
-  writeAt?(fd: number, position: number, options: { signal?: AbortSignal; onBytes?: (bytes: number) => void }): Promise<void>;
+  writeAt?(fd: number, position: number, onBytes?: (bytes: number) => void): Promise<void>;
 }
 
 /** Progress of a sink: uncompressed bytes of one layer written so far. */

@@ -60,6 +60,15 @@ function childTar(): Buffer {
   ]);
 }
 
+/** The base tar and a child on it, registered. */
+async function registerBaseAndChild(env: Env) {
+  const base = baseTar();
+  const child = childTar();
+  const l1 = await env.store.register(Readable.from([base]), undefined);
+  const l2 = await env.store.register(Readable.from([child]), l1.chainId);
+  return { base, child, l1, l2 };
+}
+
 function tarOf(i: number): Buffer {
   return buildTar([dir(`l${i}/`), file(`l${i}/data`, `layer ${i}\n`.repeat(100 + i))]);
 }
@@ -170,10 +179,7 @@ for (const factory of FACTORIES) {
   test(`${factory.name}: register → tarStream is byte-identical`, async (t) => {
     const env = await setup(t, factory);
     if (!env) return;
-    const base = baseTar();
-    const child = childTar();
-    const l1 = await env.store.register(Readable.from([base]), undefined);
-    const l2 = await env.store.register(Readable.from([child]), l1.chainId);
+    const { base, child, l1, l2 } = await registerBaseAndChild(env);
     assert.deepEqual(await collect(await env.store.tarStream(l1.chainId)), base);
     assert.deepEqual(await collect(await env.store.tarStream(l2.chainId)), child);
     // A gzip input registers under the diffID of the uncompressed bytes.
@@ -185,10 +191,7 @@ for (const factory of FACTORIES) {
   test(`${factory.name}: writeTarAt puts the same bytes at an offset of a file; tarSize is their length`, async (t) => {
     const env = await setup(t, factory);
     if (!env) return;
-    const base = baseTar();
-    const child = childTar();
-    const l1 = await env.store.register(Readable.from([base]), undefined);
-    const l2 = await env.store.register(Readable.from([child]), l1.chainId);
+    const { base, child, l1, l2 } = await registerBaseAndChild(env);
     assert.equal(await env.store.tarSize(l1.chainId), base.length);
     assert.equal(await env.store.tarSize(l2.chainId), child.length);
     // A layer Docker registered has no strata-tar-size: it is worked out from tar-split.
@@ -201,7 +204,7 @@ for (const factory of FACTORIES) {
       const progress: number[] = [];
       await Promise.all([
         env.store.writeTarAt(l1.chainId, { fd, position: 100, size: base.length }),
-        env.store.writeTarAt(l2.chainId, { fd, position: 100 + base.length, size: child.length }, { onBytes: (n) => progress.push(n) }),
+        env.store.writeTarAt(l2.chainId, { fd, position: 100 + base.length, size: child.length }, (n) => progress.push(n)),
       ]);
       assert.equal(progress.at(-1), child.length);
       // A slot of the wrong size is refused rather than overrun.
